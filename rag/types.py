@@ -1,0 +1,96 @@
+"""Frozen values that flow between stages: paragraph → passage → citation → answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of a document, in reading order, with where it came from."""
+
+    doc: str  # file name, e.g. "004_7b7eee9865cdd99f.txt"
+    paragraph: int  # 1-based, reading order
+    text: str  # original script, as in the source (page-break joins applied)
+    section: str = ""  # nearest heading above it ("一、堅持做優做強企業…", "●有机农业提质增效")
+    speaker: str = ""  # press-conference speaker line in force ("…副縣長、新聞發言人 高鵬")
+    start: int = 0  # character span in the decoded source text
+    end: int = 0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved paragraph with its fused score (higher is better)."""
+
+    doc: str
+    paragraph: int
+    text: str
+    score: float
+    section: str = ""
+    speaker: str = ""
+    dense: float = 0.0  # cosine similarity of the best embedded window
+    lexical: float = 0.0  # BM25 score
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A paragraph an answer leans on, with the sentence that supports the claim."""
+
+    n: int  # the [n] marker in Answer.text
+    doc: str
+    paragraph: int
+    text: str  # the whole paragraph, original script
+    quote: str  # the supporting sentence, original script, a substring of text
+    section: str = ""
+    speaker: str = ""
+    score: float = 0.0
+    quote_start: int = 0  # offsets of quote inside text, for highlighting
+    quote_end: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A short answer with [n] markers, or found=False with a plain refusal."""
+
+    question: str
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)  # the closest paragraphs, shown even when not found
+    answerer: str = "extractive"
+    verified: bool | None = None  # set by the generative answerer's checks; None when not checked
+    verification: list[str] = field(default_factory=list)  # reasons, one line each
+    standalone_question: str = ""  # the question as understood after folding in the history
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One indexed document as the index lists it."""
+
+    doc: str
+    paragraphs: int
+    sha256: str
+    added_at: str  # ISO 8601, UTC
+    chars: int = 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class BuildReport:
+    """What one build or update did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    paragraphs: int = 0
+    embedded_chars: int = 0
+    seconds: float = 0.0
