@@ -1,0 +1,277 @@
+"""Evaluation metrics over values: question items and what the engine returned → numbers.
+
+No file, model or engine I/O here (rag/eval_cli.py runs the engine and writes reports). Matching is
+script-normalised: Traditional and Simplified, full- and half-width forms compare equal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+UNANSWERABLE = "unanswerable"
+MRR_DEPTH = 10
+
+_MARKER = re.compile(r"\[\d+\]")
+_SPACE = re.compile(r"\s+")
+_DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d{3})")
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def normalise(text: str) -> str:
+    """Comparable form: Simplified, NFKC (full-width → ASCII), lower case, no spaces, no [n] markers."""
+    text = unicodedata.normalize("NFKC", _MARKER.sub("", text))
+    text = _t2s().convert(text)
+    text = _DIGIT_COMMA.sub("", text)
+    return _SPACE.sub("", text).lower()
+
+
+@dataclass(frozen=True)
+class QAItem:
+    """One question of a set. `evidence` holds substrings of supporting paragraphs (any one suffices)."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    all_required: bool = False  # every answer must appear, not just one
+    doc: str = "*"  # source file name, "*" for several
+    evidence: tuple[str, ...] = ()
+    type: str = ""
+    history: tuple[str, ...] = ()  # earlier user questions
+    paragraph: int = 0  # 1-based gold paragraph (SQuAD sets); 0 = use evidence substrings
+
+    @property
+    def unanswerable(self) -> bool:
+        return self.type == UNANSWERABLE
+
+    @property
+    def has_gold_paragraph(self) -> bool:
+        return self.paragraph > 0 or bool(self.evidence)
+
+
+def item_from_dict(obj: Mapping[str, Any], line: int = 0) -> QAItem:
+    """Validate one JSON object of a question set; ValueError names the line and field."""
+    where = f"line {line}" if line else "item"
+    for key in ("id", "question"):
+        if not isinstance(obj.get(key), str) or not obj[key].strip():
+            raise ValueError(f"{where}: '{key}' must be a non-empty string")
+    answers = obj.get("answers", [])
+    history = obj.get("history", [])
+    evidence = obj.get("evidence", "")
+    if isinstance(evidence, str):
+        evidence = [evidence] if evidence else []
+    for key, value in (("answers", answers), ("history", history), ("evidence", evidence)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where} ({obj['id']}): '{key}' must be a list of strings")
+    item = QAItem(
+        id=obj["id"],
+        question=obj["question"],
+        answers=tuple(answers),
+        all_required=bool(obj.get("all", False)),
+        doc=str(obj.get("doc", "*") or "*"),
+        evidence=tuple(e for e in evidence if e),
+        type=str(obj.get("type", "")),
+        history=tuple(history),
+        paragraph=int(obj.get("paragraph", 0)),
+    )
+    if item.unanswerable and (item.answers or item.evidence):
+        raise ValueError(f"{where} ({item.id}): an unanswerable question has no answers and no evidence")
+    return item
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A paragraph the engine returned (a passage or a citation), reduced to what matching needs."""
+
+    doc: str
+    text: str
+    paragraph: int = 0
+    section: str = ""
+    speaker: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine did with one question."""
+
+    item: QAItem
+    retrieved: tuple[Retrieved, ...] = ()  # ranked, best first
+    answer: str = ""
+    found: bool = True
+    cited: tuple[Retrieved, ...] = ()
+    verified: bool | None = None
+    ask_seconds: float = 0.0
+    retrieve_seconds: float = 0.0
+
+
+def _same_doc(expected: str, got: str) -> bool:
+    return expected == "*" or got.rsplit("/", 1)[-1] == expected.rsplit("/", 1)[-1]
+
+
+def holds_evidence(item: QAItem, para: Retrieved) -> bool:
+    """True when `para` is a supporting paragraph of `item` (gold paragraph number or evidence substring)."""
+    if not _same_doc(item.doc, para.doc):
+        return False
+    if item.paragraph:
+        return para.paragraph == item.paragraph
+    if not item.evidence:
+        return False
+    haystack = normalise(" ".join((para.text, para.section, para.speaker)))
+    return any(normalise(e) in haystack for e in item.evidence)
+
+
+def first_hit_rank(item: QAItem, ranked: Sequence[Retrieved]) -> int | None:
+    """1-based rank of the first supporting paragraph, None when none was returned."""
+    for rank, para in enumerate(ranked, start=1):
+        if holds_evidence(item, para):
+            return rank
+    return None
+
+
+def reciprocal_rank(rank: int | None, depth: int = MRR_DEPTH) -> float:
+    return 1.0 / rank if rank is not None and rank <= depth else 0.0
+
+
+def answer_correct(item: QAItem, answer: str, found: bool = True) -> bool:
+    """Script-normalised containment of the expected answers (all of them when `all_required`)."""
+    if not found or not item.answers:
+        return False
+    got = normalise(answer)
+    hits = [normalise(a) in got for a in item.answers]
+    return all(hits) if item.all_required else any(hits)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class Metrics:
+    """Aggregate figures; a ratio is None when no question could count towards it."""
+
+    n: int = 0
+    answerable: int = 0
+    unanswerable: int = 0
+    hit_at_1: float | None = None
+    hit_at_5: float | None = None
+    mrr_at_10: float | None = None
+    answer_accuracy: float | None = None
+    citation_precision: float | None = None
+    refusal_recall: float | None = None
+    false_refusal_rate: float | None = None
+    verification_rate: float | None = None
+    answer_chars_median: float | None = None
+    ask_ms_p50: float | None = None
+    ask_ms_p95: float | None = None
+    retrieve_ms_p50: float | None = None
+    retrieve_ms_p95: float | None = None
+    failures: list[str] = field(default_factory=list)  # ids of answerable misses and wrong answers
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ms(values: list[float], q: float) -> float | None:
+    return round(percentile(values, q) * 1000.0, 2) if values else None
+
+
+def summarise(outcomes: Iterable[Outcome]) -> Metrics:
+    """Figures over a list of outcomes (see evals/README.md for each definition)."""
+    rows = list(outcomes)
+    answerable = [o for o in rows if not o.item.unanswerable]
+    unanswerable = [o for o in rows if o.item.unanswerable]
+    with_gold = [o for o in answerable if o.item.has_gold_paragraph]
+    ranks = [first_hit_rank(o.item, o.retrieved) for o in with_gold]
+    correct = [answer_correct(o.item, o.answer, o.found) for o in answerable if o.item.answers]
+    answered = [o for o in answerable if o.found and o.item.has_gold_paragraph]
+    cited_total = sum(len(o.cited) for o in answered)
+    cited_good = sum(holds_evidence(o.item, c) for o in answered for c in o.cited)
+    checked = [o.verified for o in rows if o.verified is not None]
+    lengths = [float(len(_MARKER.sub("", o.answer).strip())) for o in rows if o.found]
+    return Metrics(
+        n=len(rows),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        hit_at_1=_ratio(sum(r == 1 for r in ranks), len(ranks)),
+        hit_at_5=_ratio(sum(r is not None and r <= 5 for r in ranks), len(ranks)),
+        mrr_at_10=sum(reciprocal_rank(r) for r in ranks) / len(ranks) if ranks else None,
+        answer_accuracy=_ratio(sum(correct), len(correct)),
+        citation_precision=_ratio(cited_good, cited_total),
+        refusal_recall=_ratio(sum(not o.found for o in unanswerable), len(unanswerable)),
+        false_refusal_rate=_ratio(sum(not o.found for o in answerable), len(answerable)),
+        verification_rate=_ratio(sum(bool(v) for v in checked), len(checked)),
+        answer_chars_median=percentile(lengths, 50) if lengths else None,
+        ask_ms_p50=_ms([o.ask_seconds for o in rows], 50),
+        ask_ms_p95=_ms([o.ask_seconds for o in rows], 95),
+        retrieve_ms_p50=_ms([o.retrieve_seconds for o in rows], 50),
+        retrieve_ms_p95=_ms([o.retrieve_seconds for o in rows], 95),
+        failures=[o.item.id for o in rows if not outcome_ok(o)],
+    )
+
+
+def outcome_ok(o: Outcome) -> bool:
+    """A refusal for an unanswerable question; otherwise a correct answer (or a top-5 hit if none given)."""
+    if o.item.unanswerable:
+        return not o.found
+    if o.item.answers:
+        return answer_correct(o.item, o.answer, o.found)
+    rank = first_hit_rank(o.item, o.retrieved)
+    return rank is not None and rank <= 5
+
+
+def summarise_by_type(outcomes: Iterable[Outcome]) -> dict[str, Metrics]:
+    """{"all": overall, "<type>": per type}, types in first-seen order."""
+    rows = list(outcomes)
+    groups: dict[str, list[Outcome]] = {}
+    for o in rows:
+        groups.setdefault(o.item.type or "untyped", []).append(o)
+    return {"all": summarise(rows), **{t: summarise(g) for t, g in groups.items()}}
+
+
+COMPARED = (
+    "hit_at_1",
+    "hit_at_5",
+    "mrr_at_10",
+    "answer_accuracy",
+    "citation_precision",
+    "refusal_recall",
+    "false_refusal_rate",
+    "verification_rate",
+    "ask_ms_p50",
+    "ask_ms_p95",
+    "retrieve_ms_p50",
+    "retrieve_ms_p95",
+)
+
+
+def compare(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per metric: old value, new value and the change, for the keys both summaries have."""
+    out: dict[str, dict[str, float | None]] = {}
+    for key in COMPARED:
+        a, b = old.get(key), new.get(key)
+        if a is None and b is None:
+            continue
+        delta = b - a if isinstance(a, int | float) and isinstance(b, int | float) else None
+        out[key] = {"old": a, "new": b, "delta": delta}
+    return out

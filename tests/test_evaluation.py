@@ -1,0 +1,155 @@
+"""Metrics on a tiny hand-made set whose right figures are worked out by hand (no model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rag.evaluation import (
+    Outcome,
+    QAItem,
+    Retrieved,
+    answer_correct,
+    compare,
+    first_hit_rank,
+    holds_evidence,
+    item_from_dict,
+    normalise,
+    percentile,
+    reciprocal_rank,
+    summarise,
+    summarise_by_type,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+A, B = "a.txt", "b.txt"
+P_GDP = Retrieved(A, "2024年左权县地区生产总值突破80亿元。", paragraph=1)
+P_OTHER = Retrieved(A, "森林覆盖率达28.9%。", paragraph=2)
+P_CARBON = Retrieved(B, "集聚了14家活性炭企業。", paragraph=1, speaker="副縣長 高鵬")
+P_FAR = Retrieved(B, "完成84個老舊小區改造。", paragraph=2)
+
+Q1 = QAItem("q1", "GDP?", answers=("80亿",), doc=A, evidence=("地区生产总值突破80亿元",), type="num")
+Q2 = QAItem("q2", "炭?", answers=("14家",), doc=B, evidence=("14家活性炭企业",), type="num")
+Q3 = QAItem("q3", "两者?", answers=("甲", "乙"), all_required=True, doc="*", evidence=("不存在",), type="cmp")
+Q4 = QAItem("q4", "人口?", type="unanswerable")
+Q5 = QAItem("q5", "机场?", type="unanswerable")
+Q6 = QAItem("q6", "小区?", answers=("84个",), doc=B, evidence=("84個老舊小區",), type="num")
+
+OUTCOMES = [
+    # hit at rank 2; right answer written in the other script; one of two citations holds the evidence
+    Outcome(Q1, (P_OTHER, P_GDP), "左權縣GDP突破80億元[1]", True, (P_GDP, P_OTHER), True, 0.01, 0.001),
+    # hit at rank 1; right; the one citation holds the evidence
+    Outcome(Q2, (P_CARBON, P_FAR), "14家[1]", True, (P_CARBON,), False, 0.02, 0.002),
+    # no hit; only one of two required answers; a wrong citation
+    Outcome(Q3, (P_OTHER, P_FAR), "甲[1]", True, (P_OTHER,), None, 0.03, 0.003),
+    Outcome(Q4, (P_OTHER,), "", False, (), None, 0.04, 0.004),  # refused, as it should
+    Outcome(Q5, (P_OTHER,), "28.9%[1]", True, (P_OTHER,), None, 0.05, 0.005),  # answered, wrongly
+    # hit at rank 3, but refused (a false refusal)
+    Outcome(Q6, (P_GDP, P_CARBON, P_FAR), "", False, (), None, 0.06, 0.006),
+]
+
+
+def test_normalise_folds_script_width_markers_and_digit_commas() -> None:
+    assert normalise("左雲縣 １４家[2]") == normalise("左云县14家")
+    assert normalise("1,047個") == "1047个"
+    assert normalise("Ⅱ類") == normalise("II类")
+
+
+def test_holds_evidence_checks_doc_text_and_speaker() -> None:
+    assert holds_evidence(Q1, P_GDP)
+    assert not holds_evidence(Q1, P_OTHER)
+    moved = QAItem("x", "?", doc=B, evidence=("地区生产总值突破80亿元",))
+    assert not holds_evidence(moved, P_GDP)  # right text, wrong document
+    speaker = QAItem("x", "?", doc=B, evidence=("高鹏",))
+    assert holds_evidence(speaker, P_CARBON)  # speaker line counts as part of the paragraph
+    gold = QAItem("x", "?", doc=B, paragraph=2)
+    assert first_hit_rank(gold, [P_CARBON, P_FAR]) == 2
+
+
+def test_answer_correct_any_and_all() -> None:
+    assert answer_correct(Q1, "突破80億元")
+    assert not answer_correct(Q1, "突破80億元", found=False)
+    assert not answer_correct(Q3, "甲")
+    assert answer_correct(Q3, "甲和乙")
+    assert answer_correct(QAItem("x", "?", answers=("甲", "乙")), "乙")
+
+
+def test_reciprocal_rank_depth() -> None:
+    assert reciprocal_rank(2) == 0.5
+    assert reciprocal_rank(None) == 0.0
+    assert reciprocal_rank(11) == 0.0
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert math.isnan(percentile([], 50))
+
+
+def test_summarise_on_hand_made_set() -> None:
+    m = summarise(OUTCOMES)
+    assert (m.n, m.answerable, m.unanswerable) == (6, 4, 2)
+    assert m.hit_at_1 == pytest.approx(1 / 4)  # ranks 2, 1, none, 3
+    assert m.hit_at_5 == pytest.approx(3 / 4)
+    assert m.mrr_at_10 == pytest.approx((1 / 2 + 1 + 0 + 1 / 3) / 4)
+    assert m.answer_accuracy == pytest.approx(2 / 4)  # q1, q2 right; q3 partial; q6 refused
+    assert m.citation_precision == pytest.approx(2 / 4)  # q1 1/2, q2 1/1, q3 0/1
+    assert m.refusal_recall == pytest.approx(1 / 2)
+    assert m.false_refusal_rate == pytest.approx(1 / 4)
+    assert m.verification_rate == pytest.approx(1 / 2)
+    assert m.ask_ms_p50 == pytest.approx(35.0)
+    assert m.ask_ms_p95 == pytest.approx(57.5)
+    assert m.retrieve_ms_p50 == pytest.approx(3.5)
+    assert m.failures == ["q3", "q5", "q6"]
+
+
+def test_summarise_by_type_and_empty_groups() -> None:
+    groups = summarise_by_type(OUTCOMES)
+    assert list(groups) == ["all", "num", "cmp", "unanswerable"]
+    assert groups["num"].hit_at_1 == pytest.approx(1 / 3)
+    assert groups["num"].answer_accuracy == pytest.approx(2 / 3)
+    assert groups["unanswerable"].hit_at_1 is None  # nothing to retrieve
+    assert groups["unanswerable"].refusal_recall == pytest.approx(1 / 2)
+    assert groups["cmp"].refusal_recall is None
+
+
+def test_compare_reports_changes() -> None:
+    old = {"hit_at_1": 0.5, "ask_ms_p50": 40.0, "verification_rate": None}
+    new = {"hit_at_1": 0.75, "ask_ms_p50": 30.0, "verification_rate": None}
+    diff = compare(new, old)
+    assert diff["hit_at_1"]["delta"] == pytest.approx(0.25)
+    assert diff["ask_ms_p50"]["delta"] == pytest.approx(-10.0)
+    assert "verification_rate" not in diff
+
+
+def test_item_from_dict_validates() -> None:
+    item = item_from_dict({"id": "a", "question": "?", "answers": ["1"], "all": True, "evidence": "x"})
+    assert item.evidence == ("x",) and item.all_required and item.doc == "*"
+    with pytest.raises(ValueError, match="line 3"):
+        item_from_dict({"id": "a", "question": ""}, line=3)
+    with pytest.raises(ValueError, match="unanswerable"):
+        item_from_dict({"id": "a", "question": "?", "answers": ["1"], "type": "unanswerable"})
+
+
+def test_seed_question_set_is_well_formed() -> None:
+    """Every evidence is an exact substring of one paragraph of its seed, in the original script."""
+    seeds = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "seeds").glob("*.txt")}
+    joins = {"精细化管理,完\n\n成21条": "精细化管理,完成21条", "县中医院独立\n\n办院": "县中医院独立办院"}
+    paragraphs: dict[str, list[str]] = {}
+    for name, text in seeds.items():
+        for broken, joined in joins.items():
+            text = text.replace(broken, joined)
+        paragraphs[name] = text.split("\n")
+    lines = (ROOT / "evals" / "seeds_qa.jsonl").read_text(encoding="utf-8").splitlines()
+    items = [item_from_dict(json.loads(line), n) for n, line in enumerate(lines, start=1)]
+    assert len(items) >= 60
+    assert len({i.id for i in items}) == len(items)
+    assert sum(i.unanswerable for i in items) >= 8
+    assert sum(bool(i.history) for i in items) >= 5
+    for item in items:
+        docs = list(paragraphs) if item.doc == "*" else [item.doc]
+        for evidence in item.evidence:
+            assert any(evidence in p for d in docs for p in paragraphs[d]), (item.id, evidence)
