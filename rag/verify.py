@@ -226,7 +226,7 @@ def quantities(text: str) -> list[Quantity]:
         standalone = run[-1] in _CN_BIG_UNITS or "点" in run or "點" in run
         if not (percent or standalone or _MEASURE_RE.match(text, end) or text[start - 1 : start] == "第"):
             continue
-        if not percent and run in ("一", "壹") and not text[end : end + 1] in "年月日%元万萬亿億":
+        if not percent and run in ("一", "壹") and text[end : end + 1] not in "年月日%元万萬亿億":
             continue  # 一个, 一家: an article more often than a quantity
         value = chinese_numeral_value(run)
         if value is None:

@@ -63,7 +63,7 @@ def test_changed_number_fails() -> None:
 
 
 def test_added_bound_fails() -> None:
-    """"可网办率98.75%以上" where the source says exactly 98.75% is a change of claim."""
+    """ "可网办率98.75%以上" where the source says exactly 98.75% is a change of claim."""
     ok, reasons, _ = verify("可网办率98.75%以上[1]。", [WANGBAN])
     assert not ok
     assert any("98.75%" in r for r in reasons)
@@ -81,7 +81,9 @@ def test_percentage_must_stay_a_percentage() -> None:
 
 def test_normalised_answer_matches_source_forms() -> None:
     sources = [CARBON, GDP]
-    ok, reasons, kept = verify("全县集聚了十四家活性炭企业，产值完成39400万元[1]。GDP达到一百五十一亿元[2]。", sources)
+    ok, reasons, kept = verify(
+        "全县集聚了十四家活性炭企业，产值完成39400万元[1]。GDP达到一百五十一亿元[2]。", sources
+    )
     assert ok, reasons
     assert kept == [1, 2]
     ok, reasons, _ = verify("可网办率为９８．７５％［1］。", [WANGBAN])
