@@ -228,15 +228,15 @@ def quantities(text: str) -> list[Quantity]:
             continue
         if not percent and run in ("一", "壹") and text[end : end + 1] not in "年月日%元万萬亿億":
             continue  # 一个, 一家: an article more often than a quantity
-        value = chinese_numeral_value(run)
-        if value is None:
+        cn_value = chinese_numeral_value(run)
+        if cn_value is None:
             continue
         pct = _percent_after(text, end)
         percent = percent or pct > 0
         end += pct
         if text[max(0, start - 3) : start] == "百分之":
             start -= 3
-        found.append((start, Quantity(value, percent, _bound(text, start, end), text[start:end])))
+        found.append((start, Quantity(cn_value, percent, _bound(text, start, end), text[start:end])))
     return [q for _, q in sorted(found, key=lambda t: t[0])]
 
 
