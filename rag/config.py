@@ -20,6 +20,7 @@ class Settings:
     embed_cache_dir: str = ""  # content-hash cache of passage vectors; "" = off
     # retrieval
     top_k: int = 5
+    fusion: str = "hybrid"  # "hybrid", or "bm25" / "dense" alone (for comparisons)
     candidates: int = 50  # per retriever, before fusion
     max_question_chars: int = 2000
     # answers

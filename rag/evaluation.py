@@ -29,6 +29,7 @@ def _t2s() -> Any:
     return opencc.OpenCC("t2s")
 
 
+@lru_cache(maxsize=65536)
 def normalise(text: str) -> str:
     """Comparable form: Simplified, NFKC (full-width → ASCII), lower case, no spaces, no [n] markers."""
     text = unicodedata.normalize("NFKC", _MARKER.sub("", text))

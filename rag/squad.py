@@ -1,7 +1,7 @@
 """SQuAD-format question sets (CMRC 2018, DRCD) as documents and evaluation items.
 
 One document per article, its paragraphs in order; each question's gold paragraph is the one it was
-written on. The files are read where they lie; nothing of their text is copied into the project.
+written on (its whole context is the evidence). The files are read where they lie; nothing of their text is copied into the project.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _UNSAFE = re.compile(r"[^\w\u4e00-\u9fff-]+")
 @dataclass(frozen=True)
 class SquadSet:
     texts: dict[str, list[str]]  # document name -> paragraph texts in order
-    items: list[QAItem]  # every question, gold paragraph given by (doc, paragraph)
+    items: list[QAItem]  # every question; evidence = the context it was written on
     script: str  # "hans" or "hant", the script the set is written in
 
     @property
@@ -69,7 +69,8 @@ def squad_from_json(data: dict[str, Any]) -> SquadSet:
                         answers=answers,
                         doc=doc,
                         type="squad",
-                        paragraph=len(paragraphs),
+                        # the whole context as evidence: robust to the engine joining or renumbering
+                        evidence=(paragraphs[-1],),
                     )
                 )
         texts[doc] = paragraphs

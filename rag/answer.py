@@ -1,0 +1,212 @@
+"""Extractive answers over ranked passages: pick the clause that answers, cite it, or say it is not there.
+
+Pure: takes the analysed question, the ranked passages and word weights; returns an Answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rag.retrieval import Query
+from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
+from rag.types import Answer, Citation, Passage
+
+NOT_FOUND = {HANS: "文档中没有找到这个问题的答案。", "hant": "文件中沒有找到這個問題的答案。"}
+MAX_ANSWER_CHARS = 80
+
+_NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
+_UNIT_AFTER = re.compile(r"(?:多少|几)([^\s，。？?的是有在了]{1,3})")
+_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|世纪|年代|朝|时期|期间")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What the question asks for."""
+
+    name: str  # "number", "date", "person", "other"
+    unit: str = ""  # the measure word after 多少/几 ("家", "亩", "公里")
+
+
+def question_kind(question: str) -> Kind:
+    q = normalize(question)
+    if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
+        return Kind("date")
+    if re.search(r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人", q):
+        return Kind("person")
+    if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
+        m = _UNIT_AFTER.search(q)
+        unit = m.group(1) if m else ""
+        unit = re.sub(r"^(?:个|名|位)$", "", unit) if unit in ("个",) else unit
+        return Kind("number", unit[:2])
+    return Kind("other")
+
+
+def _matches(terms: Sequence[str], text: str) -> list[str]:
+    return [t for t in terms if t in text]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One candidate window inside one passage."""
+
+    rank: int
+    passage: Passage
+    start: int  # window inside passage.text
+    end: int
+    score: float
+    coverage: float  # weighted share of the question's words found in the window or its paragraph
+
+
+def _kind_bonus(kind: Kind, window: str) -> float:
+    if kind.name == "number":
+        if not _NUMBER.search(window):
+            return -3.0
+        if kind.unit and re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(kind.unit[0])}", window):
+            return 2.0
+        return 0.5
+    if kind.name == "date":
+        return 1.5 if _DATE.search(window) else -2.0
+    return 0.0
+
+
+def best_window(
+    passage: Passage,
+    rank: int,
+    query: Query,
+    kind: Kind,
+    weight: Callable[[str], float],
+) -> Evidence | None:
+    """The best clause window of one passage: question words weighted by rarity, plus answer-type fit."""
+    text = passage.text
+    norm = normalize(text)
+    context_norm = normalize(f"{passage.section} {passage.speaker}")
+    focus_total = sum(weight(t) for t in query.focus) or 1.0
+    context_total = sum(weight(t) for t in query.context)
+    para_focus = sum(weight(t) for t in query.focus if t in norm or t in context_norm)
+    best: Evidence | None = None
+    for s_start, s_end in sentences(text):
+        spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
+        for i in range(len(spans)):
+            for j in range(i, min(len(spans), i + 4)):
+                start, end = spans[i][0], spans[j][1]
+                if end - start > MAX_ANSWER_CHARS and j > i:
+                    break
+                window = norm[start:end]
+                focus = sum(weight(t) for t in _matches(query.focus, window))
+                context = sum(weight(t) for t in _matches(query.context, window))
+                sentence_focus = sum(weight(t) for t in _matches(query.focus, norm[s_start:s_end]))
+                score = (
+                    focus / focus_total * 4.0
+                    + 0.5 * sentence_focus / focus_total
+                    + (context / context_total if context_total else 0.0)
+                    + _kind_bonus(kind, window)
+                    - 0.15 * (j - i)
+                    - 0.4 * rank
+                )
+                if best is None or score > best.score:
+                    best = Evidence(rank, passage, start, end, score, para_focus / focus_total)
+    return best
+
+
+def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
+    text = ev.passage.text
+    body = text[ev.start : ev.end].rstrip("，,、；;：:")
+    sentence_start = next((a for a, b in sentences(text) if a <= ev.start < b), ev.start)
+    prefix = "…" if ev.start > sentence_start else ""
+    if kind.name == "person" and ev.passage.speaker and not _has_person(body, ev.passage.speaker):
+        body = f"{ev.passage.speaker}：{body}"
+        prefix = ""
+    if script_of(text) != script:
+        body = to_script(body, script)
+    return f"{prefix}{body}[{n}]"
+
+
+def _has_person(body: str, speaker: str) -> bool:
+    name = speaker.split()[-1] if speaker.split() else speaker
+    return normalize(name) in normalize(body)
+
+
+def _citation(ev: Evidence, n: int) -> Citation:
+    p = ev.passage
+    start, end = ev.start, ev.end
+    for a, b in sentences(p.text):  # quote the whole sentence that holds the answer
+        if a <= ev.start < b:
+            start, end = a, max(b, ev.end)
+            break
+    return Citation(
+        n=n,
+        doc=p.doc,
+        paragraph=p.paragraph,
+        text=p.text,
+        quote=p.text[start:end],
+        section=p.section,
+        speaker=p.speaker,
+        score=p.score,
+        quote_start=start,
+        quote_end=end,
+    )
+
+
+def compose(
+    question: str,
+    query: Query,
+    passages: Sequence[Passage],
+    weight: Callable[[str], float],
+    doc_terms: Mapping[str, set[str]],
+    depth: int = 3,
+    min_coverage: float = 0.6,
+) -> Answer:
+    """An extractive Answer from the top passages, or found=False when they do not hold one."""
+    script = script_of(question)
+    kind = question_kind(question)
+    refusal = Answer(question=question, text=NOT_FOUND[script], found=False, passages=list(passages),
+                     standalone_question=query.text)
+    if not passages or not query.terms:
+        return refusal
+
+    def has(doc: str, entity: str) -> bool:
+        terms = doc_terms.get(doc, set())
+        return entity in terms or (len(entity) >= 3 and entity[:-1] in terms)
+
+    # Several subjects that no single document shares (a comparison): answer each from its own document.
+    groups: list[list[str]] = [query.entities]
+    if len(query.entities) > 1 and not any(all(has(p.doc, e) for e in query.entities) for p in passages):
+        groups = [[e] for e in query.entities]
+
+    chosen: list[Evidence] = []
+    for entities in groups:
+        candidates = [
+            ev
+            for rank, p in enumerate(passages[:depth] if len(groups) == 1 else passages)
+            if all(has(p.doc, e) for e in entities)
+            for ev in [best_window(p, rank, query, kind, weight)]
+            if ev is not None
+        ]
+        if not candidates:
+            return refusal
+        ev = max(candidates, key=lambda e: e.score)
+        if ev.coverage < min_coverage or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0:
+            return refusal
+        if all((c.passage.doc, c.passage.paragraph, c.start) != (ev.passage.doc, ev.passage.paragraph, ev.start)
+               for c in chosen):
+            chosen.append(ev)
+
+    citations: list[Citation] = []
+    parts: list[str] = []
+    for ev in chosen:
+        key = (ev.passage.doc, ev.passage.paragraph)
+        n = next((c.n for c in citations if (c.doc, c.paragraph) == key), len(citations) + 1)
+        if n == len(citations) + 1:
+            citations.append(_citation(ev, n))
+        parts.append(_answer_text(ev, kind, script, n))
+    joiner = "；" if script == HANS else "；"
+    return Answer(
+        question=question,
+        text=joiner.join(parts),
+        found=True,
+        citations=citations,
+        passages=list(passages),
+        standalone_question=query.text,
+    )

