@@ -119,7 +119,11 @@ def test_squad_documents_and_gold_paragraphs() -> None:
     assert list(data.texts) == ["0001_梵文_語言.txt"]
     assert len(data.texts["0001_梵文_語言.txt"]) == 2
     (item,) = data.items
-    assert (item.doc, item.paragraph, item.answers) == ("0001_梵文_語言.txt", 2, ("印歐語系",))
+    assert (item.doc, item.evidence, item.answers) == (
+        "0001_梵文_語言.txt",
+        ("梵語是印歐語系的一支。",),
+        ("印歐語系",),
+    )
     assert data.script == "hant" and detect_script("梵语是印欧语系的一支") == "hans"
     assert cross_script_items([item], data.script)[0].question == "梵语属于哪个语系?"
 
