@@ -1,0 +1,228 @@
+"""HTML for the chat: answers with linked [n] markers, source cards with the quoted sentence marked.
+
+Pure functions over rag values; no Gradio, no engine. Everything is escaped here, and the HTML is
+written without blank lines so the chat's Markdown renderer passes it through as one HTML block.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+
+from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage
+
+_MARKER_RE = re.compile(r"\[(\d{1,3})\]")
+ANSWERER_LABELS = {"extractive": "抽取式（原文句子）", "llm": "大模型生成（经核验）"}
+CLOSEST_PREVIEW_CHARS = 400
+
+
+def _esc(text: str) -> str:
+    """Escape for HTML and keep line breaks; `$` is escaped so no renderer reads it as LaTeX."""
+    return html.escape(text).replace("\n", "<br>").replace("$", "&#36;")
+
+
+def _one_line(parts: Iterable[str]) -> str:
+    """Join HTML pieces with no newline, so Markdown sees a single HTML block."""
+    return "".join(parts)
+
+
+def anchor_id(answer_id: str, n: int) -> str:
+    """The element id of source [n] of one answer; answer ids keep ids unique on the page."""
+    return f"{answer_id}-src-{n}"
+
+
+def link_markers(text: str, answer_id: str, valid: set[int]) -> str:
+    """Escape the answer text and turn each [n] that names a citation into a link to its source card."""
+    out: list[str] = []
+    pos = 0
+    for m in _MARKER_RE.finditer(text):
+        out.append(_esc(text[pos : m.start()]))
+        n = int(m.group(1))
+        if n in valid:
+            out.append(f'<a class="rag-cite" href="#{anchor_id(answer_id, n)}">[{n}]</a>')
+        else:
+            out.append(_esc(m.group(0)))
+        pos = m.end()
+    out.append(_esc(text[pos:]))
+    return "".join(out)
+
+
+def quote_span(citation: Citation) -> tuple[int, int] | None:
+    """Where the quote lies in the paragraph: the given offsets when they match, else a search."""
+    text, qs, qe = citation.text, citation.quote_start, citation.quote_end
+    if 0 <= qs < qe <= len(text) and (not citation.quote or text[qs:qe] == citation.quote):
+        return qs, qe
+    if citation.quote:
+        at = text.find(citation.quote)
+        if at >= 0:
+            return at, at + len(citation.quote)
+    return None
+
+
+def highlighted_paragraph(citation: Citation) -> str:
+    """The paragraph as HTML with the supporting sentence inside <mark>."""
+    span = quote_span(citation)
+    if span is None:
+        return _esc(citation.text)
+    qs, qe = span
+    t = citation.text
+    return f"{_esc(t[:qs])}<mark>{_esc(t[qs:qe])}</mark>{_esc(t[qe:])}"
+
+
+def _place(doc: str, paragraph: int, section: str, speaker: str, score: float) -> str:
+    bits = [f'<span class="rag-doc">{_esc(doc)}</span>', f"第 {paragraph} 段"]
+    if section:
+        bits.append(f"章节：{_esc(section)}")
+    if speaker:
+        bits.append(f"发言人：{_esc(speaker)}")
+    bits.append(f'<span class="rag-score">相关度 {score:.3f}</span>')
+    return " · ".join(bits)
+
+
+def citation_card(citation: Citation, answer_id: str) -> str:
+    """One source: where it is, and the paragraph with the quote marked."""
+    head = _place(citation.doc, citation.paragraph, citation.section, citation.speaker, citation.score)
+    return _one_line(
+        [
+            f'<div class="rag-source" id="{anchor_id(answer_id, citation.n)}">',
+            f'<div class="rag-source-head"><span class="rag-n">[{citation.n}]</span> {head}</div>',
+            f'<div class="rag-source-text">{highlighted_paragraph(citation)}</div>',
+            "</div>",
+        ]
+    )
+
+
+def passage_card(passage: Passage) -> str:
+    """A nearby paragraph shown for reference only (no quote, shortened)."""
+    head = _place(passage.doc, passage.paragraph, passage.section, passage.speaker, passage.score)
+    text = passage.text
+    if len(text) > CLOSEST_PREVIEW_CHARS:
+        text = text[:CLOSEST_PREVIEW_CHARS] + "…"
+    return _one_line(
+        [
+            '<div class="rag-source rag-closest-item">',
+            f'<div class="rag-source-head">{head}</div>',
+            f'<div class="rag-source-text">{_esc(text)}</div>',
+            "</div>",
+        ]
+    )
+
+
+def verification_html(answer: Answer) -> str:
+    """Whether a generated answer passed its checks, and why; empty when it was not checked."""
+    if answer.verified is None:
+        return ""
+    cls, label = (
+        ("rag-verified", "✅ 已核验：答案与引用原文一致")
+        if answer.verified
+        else ("rag-unverified", "⚠️ 未通过核验")
+    )
+    reasons = "".join(f"<li>{_esc(r)}</li>" for r in answer.verification)
+    return _one_line(
+        [
+            f'<div class="rag-verify {cls}"><div>{label}</div>',
+            f"<ul>{reasons}</ul>" if reasons else "",
+            "</div>",
+        ]
+    )
+
+
+def answer_html(answer: Answer, answer_id: str) -> str:
+    """A finished answer: text with linked markers, verification, then its sources (or the closest paragraphs)."""
+    answerer = ANSWERER_LABELS.get(answer.answerer, answer.answerer)
+    meta = f'<div class="rag-meta">回答方式：{_esc(answerer)}</div>'
+    if answer.found:
+        valid = {c.n for c in answer.citations}
+        body = f'<div class="rag-answer" id="{answer_id}">{link_markers(answer.text, answer_id, valid)}</div>'
+        cards = "".join(citation_card(c, answer_id) for c in answer.citations)
+        sources = (
+            f'<div class="rag-sources"><div class="rag-sources-title">来源（{len(answer.citations)}）</div>{cards}</div>'
+            if answer.citations
+            else ""
+        )
+    else:
+        body = _one_line(
+            [
+                f'<div class="rag-answer rag-notfound" id="{answer_id}">',
+                '<div class="rag-notfound-badge">📭 文档中没有找到答案</div>',
+                f"<div>{_esc(answer.text)}</div>",
+                "</div>",
+            ]
+        )
+        cards = "".join(passage_card(p) for p in answer.passages)
+        sources = (
+            '<div class="rag-sources rag-closest"><div class="rag-sources-title">'
+            f"最接近的段落（{len(answer.passages)}，仅供参考，不足以回答这个问题）</div>{cards}</div>"
+            if answer.passages
+            else ""
+        )
+    return _one_line([body, verification_html(answer), sources, meta])
+
+
+def streaming_html(partial: str) -> str:
+    """The answer while it streams in: plain escaped text and a cursor."""
+    return f'<div class="rag-answer rag-streaming">{_esc(partial)}<span class="rag-cursor">▌</span></div>'
+
+
+def notice_html(message: str) -> str:
+    """A message about the question itself (too long, empty), not an answer."""
+    return f'<div class="rag-notice">⚠️ {_esc(message)}</div>'
+
+
+def format_added_at(added_at: str) -> str:
+    """ISO 8601 UTC → 'YYYY-MM-DD HH:MM UTC' (the input unchanged when it does not parse)."""
+    m = re.match(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})", added_at)
+    return f"{m.group(1)} {m.group(2)} UTC" if m else added_at
+
+
+def document_rows(docs: Sequence[DocumentInfo]) -> list[list[str | int]]:
+    """Rows of the documents table: name, paragraphs, when added."""
+    return [[d.doc, d.paragraphs, format_added_at(d.added_at)] for d in sorted(docs, key=lambda d: d.doc)]
+
+
+def status_markdown(docs: Sequence[DocumentInfo], index_dir: str) -> str:
+    """The readiness line under the page title."""
+    paragraphs = sum(d.paragraphs for d in docs)
+    return f"🟢 索引已就绪：{len(docs)} 个文档，{paragraphs} 个段落（`{index_dir}`）"
+
+
+def report_markdown(report: BuildReport | None, rejected: Sequence[tuple[str, str]]) -> str:
+    """What an upload or removal did, in Chinese, one line per kind of outcome."""
+    lines: list[str] = []
+    for name, reason in rejected:
+        lines.append(f"- ❌ 未接收 `{name}`：{reason}")
+    if report is not None:
+        for label, names in (
+            ("✅ 已添加", report.added),
+            ("🔄 已更新", report.updated),
+            ("➖ 内容未变", report.unchanged),
+            ("🗑️ 已删除", report.removed),
+        ):
+            lines.extend(f"- {label} `{n}`" for n in names)
+        lines.extend(f"- ❌ 未能索引 `{s.path}`：{s.reason}" for s in report.skipped)
+    return "\n".join(lines) if lines else "没有变化。"
+
+
+CSS = """
+.rag-answer { line-height: 1.7; }
+.rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; }
+.rag-notfound { border-left: 4px solid #d97706; background: rgba(217,119,6,0.08); padding: 6px 10px; border-radius: 4px; }
+.rag-notfound-badge { font-weight: 600; color: #b45309; margin-bottom: 4px; }
+.rag-notice { border-left: 4px solid #dc2626; background: rgba(220,38,38,0.08); padding: 6px 10px; border-radius: 4px; }
+.rag-sources { margin-top: 10px; border-top: 1px solid rgba(128,128,128,0.3); padding-top: 6px; }
+.rag-sources-title { font-weight: 600; font-size: 0.9em; margin-bottom: 4px; }
+.rag-closest .rag-sources-title { color: #b45309; }
+.rag-source { margin: 6px 0; padding: 6px 8px; border-radius: 6px; background: rgba(128,128,128,0.08); font-size: 0.92em; }
+.rag-source:target { outline: 2px solid #2563eb; }
+.rag-source-head { font-size: 0.85em; opacity: 0.85; margin-bottom: 3px; }
+.rag-source-text { max-height: 14em; overflow-y: auto; }
+.rag-source-text mark { background: #fde68a; color: inherit; padding: 0 1px; }
+.rag-n { font-weight: 700; }
+.rag-doc { font-family: monospace; }
+.rag-meta { font-size: 0.8em; opacity: 0.7; margin-top: 6px; }
+.rag-verify { margin-top: 6px; font-size: 0.9em; }
+.rag-verified { color: #15803d; }
+.rag-unverified { color: #b45309; }
+.rag-cursor { opacity: 0.6; }
+"""
