@@ -191,11 +191,12 @@ def open_or_build(args: argparse.Namespace, settings: Settings, tmp: str) -> tup
     return Engine.open(settings.index_dir, settings=settings), {"index": settings.index_dir}
 
 
-def squad_engine(args: argparse.Namespace, settings: Settings, texts: dict[str, list[str]], stem: str) -> Any:
+def squad_engine(
+    index_dir: str, settings: Settings, texts: dict[str, list[str]]
+) -> tuple[Engine, dict[str, Any]]:
     """Index every paragraph of a SQuAD set (in-memory texts), reusing a matching index when there is one."""
     from rag.engine import Engine
 
-    index_dir = args.index or f".cache/index-{stem}"
     try:
         engine = Engine.open(index_dir, settings=settings)
         if {d.doc for d in engine.documents()} == set(texts):
@@ -237,7 +238,7 @@ def run_squad(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
     data = load_squad(args.squad)
     stem = Path(args.squad).stem
-    engine, extra = squad_engine(args, settings, data.texts, stem)
+    engine, extra = squad_engine(args.index or f".cache/index-{stem}", settings, data.texts)
     items = spread(data.items, args.limit)
     if args.cross_script:
         items = cross_script_items(items, data.script)

@@ -128,7 +128,7 @@ def plot_metrics(rows: Mapping[str, Mapping[str, Any]], path: str | Path, title:
     keys = [k for k, _ in COLUMNS if k in RATIOS and any(r.get(k) is not None for r in rows.values())]
     labels = dict(COLUMNS)
     names = list(rows)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) * max(1, len(keys)) / 3), 4.2))
+    fig, ax = plt.subplots(figsize=(min(14.0, 3.0 + 1.1 * len(names)), 4.2))
     width = 0.8 / max(1, len(keys))
     for j, key in enumerate(keys):
         values = [rows[n].get(key) or 0.0 for n in names]
