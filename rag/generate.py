@@ -9,7 +9,7 @@ The answer is then verified (rag.verify); one that fails is replaced by the extr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
@@ -17,7 +17,7 @@ from llama_index.core.llms import LLM
 
 from rag.config import Settings
 from rag.errors import LLMError, RagError
-from rag.llm import describe_failure, make_llm
+from rag.llm import cached_llm, describe_failure
 from rag.text import HANT, script_of, sentences, to_script, to_simplified
 from rag.types import Answer, Citation, Passage
 from rag.verify import CITATION_RE, quantities, strip_citations, verify
@@ -85,12 +85,14 @@ def build_messages(question: str, passages: Sequence[Passage]) -> list[ChatMessa
     ]
 
 
-def previous_questions(history: Sequence[dict[str, str]] | None) -> list[str]:
+def previous_questions(history: Sequence[Mapping[str, str]] | None) -> list[str]:
     """The user turns of a chat history (assistant turns are not used for follow-ups)."""
     return [t["content"].strip() for t in history or [] if t.get("role") == "user" and t.get("content")]
 
 
-def condense_question(question: str, history: Sequence[dict[str, str]] | None, llm: LLM, settings: Settings) -> str:
+def condense_question(
+    question: str, history: Sequence[Mapping[str, str]] | None, llm: LLM, settings: Settings
+) -> str:
     """A follow-up rewritten by the model into a standalone question; the question itself without history."""
     previous = previous_questions(history)
     if not previous:
@@ -113,7 +115,7 @@ def condense_question(question: str, history: Sequence[dict[str, str]] | None, l
 
 def generative_answer(
     question: str,
-    history: Sequence[dict[str, str]] | None,
+    history: Sequence[Mapping[str, str]] | None,
     passages: Sequence[Passage],
     fallback: Answer,
     settings: Settings,
@@ -122,7 +124,9 @@ def generative_answer(
 ) -> Answer:
     """The model's answer to the question over the passages, verified; else the fallback (see module doc)."""
     answer: Answer | None = None
-    for item in generative_stream(question, history, passages, fallback, settings, llm, standalone, stream=False):
+    for item in generative_stream(
+        question, history, passages, fallback, settings, llm, standalone, stream=False
+    ):
         if isinstance(item, Answer):
             answer = item
     assert answer is not None
@@ -131,7 +135,7 @@ def generative_answer(
 
 def generative_stream(
     question: str,
-    history: Sequence[dict[str, str]] | None,
+    history: Sequence[Mapping[str, str]] | None,
     passages: Sequence[Passage],
     fallback: Answer,
     settings: Settings,
@@ -141,7 +145,7 @@ def generative_stream(
 ) -> Iterator[str | Answer]:
     """Text deltas as the model writes, then the final verified Answer, which is authoritative:
     when verification fails it is the extractive fallback, and a UI should replace the streamed text."""
-    model = llm if llm is not None else make_llm(settings)
+    model = llm if llm is not None else cached_llm(settings)
     asked = standalone or condense_question(question, history, model, settings)
     if not passages:
         yield _fall_back(fallback, asked, ["no passages were retrieved, so the model was not asked"])
@@ -192,7 +196,8 @@ def finish_answer(
         return _fall_back(fallback, asked, reasons)
     text = renumber_citations(text, kept)
     citations = [
-        _citation(new, passages[old - 1], _sentences_citing(text, new)) for new, old in enumerate(kept, start=1)
+        _citation(new, passages[old - 1], _sentences_citing(text, new))
+        for new, old in enumerate(kept, start=1)
     ]
     return Answer(
         question=question,

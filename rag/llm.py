@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ def make_llm(settings: Settings) -> LLM:
         f"unknown LLM backend {settings.llm_backend!r}: use 'openai' (an OpenAI-compatible server, "
         "RAG_LLM_BASE_URL) or 'gguf' (a local model file, RAG_LLM_GGUF_PATH)"
     )
+
+
+@functools.lru_cache(maxsize=4)
+def cached_llm(settings: Settings) -> LLM:
+    """make_llm, kept per settings value so a GGUF file is loaded once per process, not per question."""
+    return make_llm(settings)
 
 
 def _openai_like(settings: Settings) -> LLM:
@@ -159,7 +165,7 @@ class LlamaCppChat(CustomLLM):
             messages=_plain(messages), stream=True, **self._options(kwargs)
         )
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> ChatResponseGen:
             text = ""
             for chunk in chunks:
                 delta = chunk["choices"][0].get("delta", {}).get("content") or ""
@@ -179,7 +185,7 @@ class LlamaCppChat(CustomLLM):
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         chunks = self._model.create_completion(prompt=prompt, stream=True, **self._options(kwargs))
 
-        def gen() -> Iterator[CompletionResponse]:
+        def gen() -> CompletionResponseGen:
             text = ""
             for chunk in chunks:
                 delta = chunk["choices"][0]["text"]

@@ -86,7 +86,8 @@ class ScriptedLLM(CustomLLM):
         def gen() -> Iterator[ChatResponse]:
             for i in range(0, len(text), 3):
                 yield ChatResponse(
-                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text[: i + 3]), delta=text[i : i + 3]
+                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text[: i + 3]),
+                    delta=text[i : i + 3],
                 )
 
         return gen()
@@ -111,7 +112,10 @@ def test_supported_answer_is_kept_with_citations() -> None:
     assert answer.text == "左云县可网办率为98.75%[1]。"
     assert [(c.n, c.doc, c.paragraph) for c in answer.citations] == [(1, WANGBAN.doc, 61)]
     assert "98.75%" in answer.citations[0].quote
-    assert answer.citations[0].quote == WANGBAN.text[answer.citations[0].quote_start : answer.citations[0].quote_end]
+    assert (
+        answer.citations[0].quote
+        == WANGBAN.text[answer.citations[0].quote_start : answer.citations[0].quote_end]
+    )
 
 
 def test_changed_number_falls_back_to_extractive() -> None:
@@ -192,7 +196,9 @@ def test_refusal_when_sources_do_not_answer() -> None:
     assert answer.text == "根据所给资料无法回答这个问题。"
     assert answer.citations == []
     # when the extractive answerer did find evidence, it is shown instead
-    answer = generative_answer(QUESTION, None, SOURCES, FALLBACK, SETTINGS, llm=scripted("根据所给资料无法回答这个问题。"))
+    answer = generative_answer(
+        QUESTION, None, SOURCES, FALLBACK, SETTINGS, llm=scripted("根据所给资料无法回答这个问题。")
+    )
     assert answer.text == FALLBACK.text and answer.verified is False
 
 
