@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jieba.posseg as pseg
+
 from rag.retrieval import Query
 from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
 from rag.types import Answer, Citation, Passage
@@ -18,6 +20,7 @@ MAX_ANSWER_CHARS = 80
 
 _NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
 _UNIT_AFTER = re.compile(r"(?:多少|几)([^\s，。？?的是有在了]{1,3})")
+_QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|世纪|年代|朝|时期|期间")
 
 
@@ -33,7 +36,7 @@ def question_kind(question: str) -> Kind:
     q = normalize(question)
     if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
         return Kind("date")
-    if re.search(r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人", q):
+    if re.search(r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q):
         return Kind("person")
     if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
         m = _UNIT_AFTER.search(q)
@@ -56,7 +59,11 @@ class Evidence:
     start: int  # window inside passage.text
     end: int
     score: float
-    coverage: float  # weighted share of the question's words found in the window or its paragraph
+    coverage: float  # weighted share of the question's words found in the paragraph (or its document's subject)
+
+
+def _has_person(text: str) -> bool:
+    return any(tag in ("nr", "nrfg", "nrt") and len(w) >= 2 for w, tag in pseg.lcut(text))
 
 
 def _kind_bonus(kind: Kind, window: str) -> float:
@@ -68,7 +75,27 @@ def _kind_bonus(kind: Kind, window: str) -> float:
         return 0.5
     if kind.name == "date":
         return 1.5 if _DATE.search(window) else -2.0
+    if kind.name == "person":
+        return 1.0 if _has_person(window) else 0.0
     return 0.0
+
+
+def coverage(query: Query, text: str, weight: Callable[[str], float], covered: Sequence[str] = ()) -> float:
+    """Weighted share of the question's own words that a text holds; words in `covered` count as held.
+
+    A word missing whole earns half the share of its characters that the text holds, so 一年 still
+    meets 年均 halfway.
+    """
+    total = 0.0
+    held = 0.0
+    for t in query.focus:
+        w = weight(t)
+        total += w
+        if t in text or t in covered:
+            held += w
+        elif len(t) >= 2:
+            held += 0.5 * w * sum(1 for c in t if c in text) / len(t)
+    return held / total if total else 0.0
 
 
 def best_window(
@@ -77,16 +104,22 @@ def best_window(
     query: Query,
     kind: Kind,
     weight: Callable[[str], float],
+    covered: Sequence[str] = (),
+    asks_about_questions: bool = False,
 ) -> Evidence | None:
     """The best clause window of one passage: question words weighted by rarity, plus answer-type fit."""
     text = passage.text
     norm = normalize(text)
-    context_norm = normalize(f"{passage.section} {passage.speaker}")
+    whole = normalize(f"{passage.section} {passage.speaker} ") + norm
+    numbers = _QUESTION_NUMBER.findall(normalize(query.text))
+    if any(n not in norm for n in numbers):  # the question names a year or figure this paragraph lacks
+        return None
+    para_coverage = coverage(query, whole, weight, covered)
     focus_total = sum(weight(t) for t in query.focus) or 1.0
     context_total = sum(weight(t) for t in query.context)
-    para_focus = sum(weight(t) for t in query.focus if t in norm or t in context_norm)
     best: Evidence | None = None
     for s_start, s_end in sentences(text):
+        sentence_focus = sum(weight(t) for t in _matches(query.focus, norm[s_start:s_end]))
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
         for i in range(len(spans)):
             for j in range(i, min(len(spans), i + 4)):
@@ -96,18 +129,21 @@ def best_window(
                 window = norm[start:end]
                 focus = sum(weight(t) for t in _matches(query.focus, window))
                 context = sum(weight(t) for t in _matches(query.context, window))
-                sentence_focus = sum(weight(t) for t in _matches(query.focus, norm[s_start:s_end]))
                 score = (
                     focus / focus_total * 4.0
                     + 0.5 * sentence_focus / focus_total
                     + (context / context_total if context_total else 0.0)
-                    + _kind_bonus(kind, window)
                     - 0.15 * (j - i)
                     - 0.4 * rank
                 )
+                if not asks_about_questions and ("?" in window or "？" in window):
+                    score -= 1.5  # a journalist's question is not an answer
                 if best is None or score > best.score:
-                    best = Evidence(rank, passage, start, end, score, para_focus / focus_total)
-    return best
+                    best = Evidence(rank, passage, start, end, score, para_coverage)
+    if best is None:
+        return None
+    bonus = _kind_bonus(kind, normalize(text[best.start : best.end]))
+    return Evidence(best.rank, passage, best.start, best.end, best.score + bonus, para_coverage)
 
 
 def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
@@ -115,7 +151,7 @@ def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
     body = text[ev.start : ev.end].rstrip("，,、；;：:")
     sentence_start = next((a for a, b in sentences(text) if a <= ev.start < b), ev.start)
     prefix = "…" if ev.start > sentence_start else ""
-    if kind.name == "person" and ev.passage.speaker and not _has_person(body, ev.passage.speaker):
+    if kind.name == "person" and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
         body = f"{ev.passage.speaker}：{body}"
         prefix = ""
     if script_of(text) != script:
@@ -123,7 +159,7 @@ def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
     return f"{prefix}{body}[{n}]"
 
 
-def _has_person(body: str, speaker: str) -> bool:
+def _names_speaker(body: str, speaker: str) -> bool:
     name = speaker.split()[-1] if speaker.split() else speaker
     return normalize(name) in normalize(body)
 
@@ -175,13 +211,14 @@ def compose(
     if len(query.entities) > 1 and not any(all(has(p.doc, e) for e in query.entities) for p in passages):
         groups = [[e] for e in query.entities]
 
+    asks_about_questions = bool(re.search(r"问|提问|問", normalize(question)))
     chosen: list[Evidence] = []
     for entities in groups:
         candidates = [
             ev
             for rank, p in enumerate(passages[:depth] if len(groups) == 1 else passages)
             if all(has(p.doc, e) for e in entities)
-            for ev in [best_window(p, rank, query, kind, weight)]
+            for ev in [best_window(p, rank, query, kind, weight, query.entities, asks_about_questions)]
             if ev is not None
         ]
         if not candidates:

