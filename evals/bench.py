@@ -147,12 +147,21 @@ def compare_systems(
     items: list[QAItem],
     llama_docs: dict[str, str],
     squad_spans: dict[str, Any] | None,
+    out_dir: str,
 ) -> list[dict[str, Any]]:
+    from rag.eval_cli import build_report
+    from rag.eval_report import write_reports
+
     rows = []
     for system, fusion in FUSION.items():
         mode = Engine.open(engine.index_dir, settings=engine.settings.with_(fusion=fusion))
         print(f"[{label}] {system}: {len(items)} questions", flush=True)
-        rows.append(row(system, run_items(mode, items, progress=True), build_s, answers=True))
+        outcomes = run_items(mode, items, progress=True)
+        rows.append(row(system, outcomes, build_s, answers=True))
+        if fusion == "hybrid":  # the per-type report of our own system
+            write_reports(
+                build_report(label, label, outcomes, mode.settings, build_seconds=build_s), out_dir, label
+            )
     print(f"[{label}] llama-index: building", flush=True)
     retriever, seconds, chunks = llama_index_retriever(llama_docs)
     rows.append(
@@ -161,16 +170,16 @@ def compare_systems(
     return rows
 
 
-def seeds_comparison(tmp: Path) -> list[dict[str, Any]]:
+def seeds_comparison(tmp: Path, out_dir: str) -> list[dict[str, Any]]:
     settings = Settings(embed_cache_dir="")  # timed build: nothing cached
     t0 = time.perf_counter()
     engine = Engine.build([ROOT / "seeds"], index_dir=tmp / "seeds", settings=settings)
     build_s = round(time.perf_counter() - t0, 2)
     items = load_items(ROOT / "evals" / "seeds_qa.jsonl")
-    return compare_systems("seeds", engine, build_s, items, seed_texts(), None)
+    return compare_systems("seeds_qa", engine, build_s, items, seed_texts(), None, out_dir)
 
 
-def squad_comparison(path: Path, limit: int) -> tuple[list[dict[str, Any]], SquadSet]:
+def squad_comparison(path: Path, limit: int, out_dir: str) -> tuple[list[dict[str, Any]], SquadSet]:
     data = load_squad(path)
     settings = Settings(embed_cache_dir=CACHE)
     engine, info = squad_engine(str(ROOT / ".cache" / f"index-{path.stem}"), settings, data.texts)
@@ -180,7 +189,7 @@ def squad_comparison(path: Path, limit: int) -> tuple[list[dict[str, Any]], Squa
     for item in items:
         start = joined[item.doc].find(item.evidence[0])
         spans[item.id] = (start, start + len(item.evidence[0]))
-    rows = compare_systems(path.stem, engine, info["build_seconds"], items, joined, spans)
+    rows = compare_systems(path.stem, engine, info["build_seconds"], items, joined, spans, out_dir)
     return rows, data
 
 
@@ -313,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        results["seeds"] = seeds_comparison(tmp)
-        cmrc_rows, cmrc = squad_comparison(DATA / "cmrc2018_dev.json", args.squad_limit)
+        results["seeds"] = seeds_comparison(tmp, args.out)
+        cmrc_rows, cmrc = squad_comparison(DATA / "cmrc2018_dev.json", args.squad_limit, args.out)
         results["cmrc2018_dev"] = cmrc_rows
         results["build"] = build_speed(cmrc, args.build_paragraphs, tmp)
         drcd = load_squad(DATA / "DRCD_dev.json")
