@@ -132,3 +132,47 @@ def test_spread_takes_evenly() -> None:
     items = [QAItem(str(i), "?") for i in range(10)]
     assert [i.id for i in spread(items, 5)] == ["0", "2", "4", "6", "8"]
     assert len(spread(items, 0)) == 10
+
+
+def test_bench_report_marks_targets(tmp_path: Path) -> None:
+    from rag.eval_report import write_bench
+
+    system = {
+        "system": "ours (hybrid)",
+        "n": 3,
+        "hit_at_1": 0.5,
+        "hit_at_5": 1.0,
+        "mrr_at_10": 0.7,
+        "build_s": 1.0,
+    }
+    results = {
+        "created": "now",
+        "machine": "test",
+        "seeds": [system, {**system, "system": "llama-index", "answer_accuracy": None}],
+        "build": {
+            "paragraphs": 10,
+            "chars": 1000,
+            "raw_embed_s": [1.0, 1.2],
+            "build_s": 1.2,
+            "raw_chars_per_s": 909.1,
+            "build_chars_per_s": 833.3,
+            "build_over_raw": 1.091,
+        },
+        "serving": {
+            "paragraphs": 2000,
+            "open_s": 0.5,
+            "questions": 3,
+            "retrieve_ms_p50": 20.0,
+            "retrieve_ms_p95": 40.0,
+            "ask_ms_p50": 75.0,
+            "ask_ms_p95": 90.0,
+            "rss_after_open_mb": 400.0,
+            "peak_rss_mb": 500.0,
+        },
+    }
+    paths = write_bench(results, tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "| index build time / raw embedding time | ≤ 1.15 | 1.091 | yes |" in md
+    assert "| ask p50 (ms) | ≤ 60 | 75.0 | **no** |" in md
+    assert "| llama-index | 3 | 0.500 |" in md
+    assert paths["png"].stat().st_size > 0
