@@ -1,0 +1,84 @@
+"""The web chat in a real browser: Debian's chromium driven by playwright (no downloaded browser)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from ui_support import ARTIFACTS, Server, running_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("ui-browser")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def page(server: Server) -> Iterator[Page]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install -y chromium fonts-noto-cjk)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(server.url)
+        yield pg
+        browser.close()
+
+
+def ask_in_page(page: Page, question: str) -> None:
+    page.fill("#rag-question textarea", question)
+    page.click("#rag-send")
+
+
+def test_page_shows_readiness_and_chinese_interface(page: Page) -> None:
+    expect(page.locator("#rag-status")).to_contain_text("索引已就绪：2 个文档")
+    expect(page.get_by_role("tab", name="问答")).to_be_visible()
+    expect(page.get_by_role("tab", name="文档")).to_be_visible()
+
+
+def test_question_gets_answer_with_highlighted_source(page: Page) -> None:
+    ask_in_page(page, "2024年左权县的地区生产总值有多少？")
+    answer = page.locator("#rag-chat .rag-answer:not(.rag-streaming)").last
+    expect(answer).to_contain_text("80亿")
+    mark = page.locator("#rag-chat .rag-source mark").first
+    expect(mark).to_contain_text("2024年左权县地区生产总值突破80亿元")
+    # The [1] marker is a link to the source card of the same answer.
+    href = answer.locator("a.rag-cite").first.get_attribute("href")
+    assert href and href.startswith("#")
+    expect(page.locator(f"[id='{href[1:]}']")).to_contain_text("000_8e3a739afda006bb.txt")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"))
+    assert (ARTIFACTS / "chat.png").stat().st_size > 10_000
+
+
+def test_not_found_looks_different(page: Page) -> None:
+    ask_in_page(page, "左权县总人口有多少？")
+    expect(page.locator("#rag-chat .rag-notfound").last).to_contain_text("文档中没有找到答案")
+    expect(page.locator("#rag-chat .rag-closest").last).to_contain_text("最接近的段落")
+
+
+def test_documents_tab_lists_documents(page: Page) -> None:
+    page.get_by_role("tab", name="文档").click()
+    expect(page.get_by_role("gridcell", name="000_8e3a739afda006bb.txt")).to_be_visible()
+    expect(page.get_by_role("gridcell", name="004_7b7eee9865cdd99f.txt")).to_be_visible()
+    page.get_by_role("tab", name="问答").click()
