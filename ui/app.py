@@ -137,12 +137,12 @@ class ChatService:
         """Stream one answer into the session's chat, then replace it with the cited, rendered answer."""
         question = (question or "").strip()
         if not question:
-            yield session.messages, session, gr.skip(), ""
+            yield list(session.messages), session, gr.skip(), ""
             return
         answer_id = f"a{len(session.messages)}-{secrets.token_hex(3)}"
         session.messages.append({"role": "user", "content": question})
         session.messages.append({"role": "assistant", "content": render.streaming_html("")})
-        yield session.messages, session, gr.skip(), ""
+        yield list(session.messages), session, gr.skip(), ""
         answer: Answer | None = None
         partial = ""
         try:
@@ -158,7 +158,7 @@ class ChatService:
                             "role": "assistant",
                             "content": render.streaming_html(partial),
                         }
-                        yield session.messages, session, gr.skip(), ""
+                        yield list(session.messages), session, gr.skip(), ""
         except QuestionError as e:
             session.messages[-1] = {
                 "role": "assistant",
@@ -175,13 +175,13 @@ class ChatService:
         if answer is None:
             if session.messages[-1]["content"].startswith('<div class="rag-answer rag-streaming"'):
                 session.messages[-1] = {"role": "assistant", "content": render.notice_html("没有得到回答。")}
-            yield session.messages, session, None, ""
+            yield list(session.messages), session, None, ""
             return
         session.messages[-1] = {"role": "assistant", "content": render.answer_html(answer, answer_id)}
         session.history.extend(
             [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
         )
-        yield session.messages, session, dataclasses.asdict(answer), ""
+        yield list(session.messages), session, dataclasses.asdict(answer), ""
 
     def clear(self) -> tuple[list[dict[str, str]], ChatSession, None]:
         return [], ChatSession(), None
@@ -265,7 +265,7 @@ def build_app(
             chatbot = gr.Chatbot(
                 label="对话",
                 elem_id="rag-chat",
-                height=620,
+                height=520,
                 latex_delimiters=[],
                 feedback_options=None,
                 buttons=["copy"],

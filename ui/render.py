@@ -206,7 +206,7 @@ def report_markdown(report: BuildReport | None, rejected: Sequence[tuple[str, st
 
 CSS = """
 .rag-answer { line-height: 1.7; }
-.rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; }
+.rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; color: var(--color-accent); }
 .rag-notfound { border-left: 4px solid #d97706; background: rgba(217,119,6,0.08); padding: 6px 10px; border-radius: 4px; }
 .rag-notfound-badge { font-weight: 600; color: #b45309; margin-bottom: 4px; }
 .rag-notice { border-left: 4px solid #dc2626; background: rgba(220,38,38,0.08); padding: 6px 10px; border-radius: 4px; }
