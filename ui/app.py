@@ -24,7 +24,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from rag.config import Settings
-from rag.errors import QuestionError, RagError
+from rag.errors import LLMError, QuestionError, RagError
 from rag.types import Answer, BuildReport, DocumentInfo
 from ui import render
 from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, stage_uploads
@@ -164,6 +164,9 @@ class ChatService:
                 "role": "assistant",
                 "content": render.notice_html(self._question_problem(question, e)),
             }
+        except LLMError as e:
+            message = f"大模型暂时不可用：{e}。可以改用“抽取式”回答方式。"
+            session.messages[-1] = {"role": "assistant", "content": render.notice_html(message)}
         except RagError as e:
             session.messages[-1] = {"role": "assistant", "content": render.notice_html(f"出错了：{e}")}
         except Exception:
@@ -265,7 +268,8 @@ def build_app(
             chatbot = gr.Chatbot(
                 label="对话",
                 elem_id="rag-chat",
-                height=520,
+                height="62vh",
+                min_height=420,
                 latex_delimiters=[],
                 feedback_options=None,
                 buttons=["copy"],

@@ -14,7 +14,8 @@ from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage
 
 _MARKER_RE = re.compile(r"\[(\d{1,3})\]")
 ANSWERER_LABELS = {"extractive": "抽取式（原文句子）", "llm": "大模型生成（经核验）"}
-CLOSEST_PREVIEW_CHARS = 400
+CLOSEST_PREVIEW_CHARS = 160
+CLOSEST_SHOWN = 3
 
 
 def _esc(text: str) -> str:
@@ -150,10 +151,11 @@ def answer_html(answer: Answer, answer_id: str) -> str:
                 "</div>",
             ]
         )
-        cards = "".join(passage_card(p) for p in answer.passages)
+        closest = answer.passages[:CLOSEST_SHOWN]
+        cards = "".join(passage_card(p) for p in closest)
         sources = (
             '<div class="rag-sources rag-closest"><div class="rag-sources-title">'
-            f"最接近的段落（{len(answer.passages)}，仅供参考，不足以回答这个问题）</div>{cards}</div>"
+            f"最接近的 {len(closest)} 个段落（仅供参考，不足以回答这个问题）</div>{cards}</div>"
             if answer.passages
             else ""
         )
