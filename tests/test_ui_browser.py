@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-from ui_support import ARTIFACTS, Server, running_server
+from ui_support import (
+    ARTIFACTS,
+    FICTIONAL_ANSWER,
+    FICTIONAL_NAME,
+    FICTIONAL_QUESTION,
+    FICTIONAL_TEXT,
+    Server,
+    running_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +91,28 @@ def test_documents_tab_lists_documents(page: Page) -> None:
     expect(page.get_by_role("gridcell", name="000_8e3a739afda006bb.txt")).to_be_visible()
     expect(page.get_by_role("gridcell", name="004_7b7eee9865cdd99f.txt")).to_be_visible()
     page.get_by_role("tab", name="问答").click()
+
+
+def test_upload_in_the_documents_tab_then_ask(page: Page, tmp_path: Path) -> None:
+    path = tmp_path / FICTIONAL_NAME
+    path.write_text(FICTIONAL_TEXT, encoding="utf-8")
+    page.get_by_role("tab", name="文档").click()
+    page.locator("#rag-upload input[type=file]").set_input_files(str(path))
+    page.get_by_role("button", name="添加到索引").click()
+    expect(page.locator("#rag-report")).to_contain_text(f"已添加 {FICTIONAL_NAME}")
+    expect(page.get_by_role("gridcell", name=FICTIONAL_NAME)).to_be_visible()
+    expect(page.locator("#rag-status")).to_contain_text("3 个文档")
+    page.get_by_role("tab", name="问答").click()
+    page.locator("#rag-clear").click()  # a fresh conversation: no follow-up folding
+    expect(page.locator("#rag-chat .rag-answer")).to_have_count(0)
+    ask_in_page(page, FICTIONAL_QUESTION)
+    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)").last).to_contain_text(FICTIONAL_ANSWER)
+    expect(page.locator("#rag-chat .rag-source mark").last).to_contain_text("紫色茶树3721亩")
+
+
+def test_chat_trash_icon_also_forgets_the_session(page: Page) -> None:
+    page.locator("#rag-chat button[aria-label='清空对话']").click()
+    expect(page.locator("#rag-chat .rag-answer")).to_have_count(0)
+    ask_in_page(page, "左权县有机作物种了多少亩？")
+    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)")).to_have_count(1)
+    expect(page.locator("#rag-chat .rag-answer").last).to_contain_text("8万亩")

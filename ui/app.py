@@ -291,7 +291,7 @@ def build_app(
                     label="回答方式",
                     scale=4,
                 )
-                clear = gr.Button("清空对话", scale=1)
+                clear = gr.Button("清空对话", scale=1, elem_id="rag-clear")
             gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="示例问题（简体 / 繁體）")
             answer_json = gr.JSON(visible=False)
         with gr.Tab("文档", id="docs"):
@@ -308,6 +308,7 @@ def build_app(
                         label=f"上传文档（{' '.join(ALLOWED_SUFFIXES)}，每个不超过 {max_upload_bytes // 1048576} MB）",
                         file_count="multiple",
                         file_types=list(ALLOWED_SUFFIXES),
+                        elem_id="rag-upload",
                     )
                     add = gr.Button("添加到索引", variant="primary")
                 with gr.Column():
@@ -326,6 +327,7 @@ def build_app(
         send.click(**ask_io, api_name="ask")
         question.submit(**ask_io, api_visibility="private")
         clear.click(svc.clear, outputs=[chatbot, session, answer_json], api_name="clear")
+        chatbot.clear(svc.clear, outputs=[chatbot, session, answer_json], api_visibility="private")
 
         docs_out = [report, table, doc_choice, status, files]
 
