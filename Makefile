@@ -32,8 +32,9 @@ run: index  ## build the index if needed and open the web chat at http://127.0.0
 chat: index  ## the terminal chat
 	$(BIN)/rag chat --index $(INDEX)
 
-browser:  ## Debian's chromium for the browser test (no downloaded browser)
+browser:  ## Debian's chromium and CJK fonts for the browser test (no downloaded browser)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 lint: $(STAMP)  ## ruff (lint + format check) on rag/ ui/ tests/
 	$(BIN)/ruff check rag ui tests
