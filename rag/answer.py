@@ -88,10 +88,10 @@ def coverage(query: Query, text: str, weight: Callable[[str], float], covered: S
     """
     total = 0.0
     held = 0.0
-    for t in query.focus:
+    for t in query.keywords:
         w = weight(t)
         total += w
-        if t in text or t in covered:
+        if t in text or any(t in c for c in covered):
             held += w
         elif len(t) >= 2:
             held += 0.5 * w * sum(1 for c in t if c in text) / len(t)
@@ -104,22 +104,30 @@ def best_window(
     query: Query,
     kind: Kind,
     weight: Callable[[str], float],
-    covered: Sequence[str] = (),
     asks_about_questions: bool = False,
 ) -> Evidence | None:
-    """The best clause window of one passage: question words weighted by rarity, plus answer-type fit."""
+    """The best clause window of one passage: question words weighted by rarity, plus answer-type fit.
+
+    Subject words (places, names) are held by the whole document, so they weigh little inside it.
+    """
     text = passage.text
     norm = normalize(text)
     whole = normalize(f"{passage.section} {passage.speaker} ") + norm
     numbers = _QUESTION_NUMBER.findall(normalize(query.text))
     if any(n not in norm for n in numbers):  # the question names a year or figure this paragraph lacks
         return None
-    para_coverage = coverage(query, whole, weight, covered)
-    focus_total = sum(weight(t) for t in query.focus) or 1.0
-    context_total = sum(weight(t) for t in query.context)
+    para_coverage = coverage(query, whole, weight, query.entities)
+
+    def w(t: str) -> float:
+        return weight(t) * (0.3 if any(t in e for e in query.entities) else 1.0)
+
+    own = query.keywords
+    extra = query.context_keywords
+    own_total = sum(w(t) for t in own) or 1.0
+    extra_total = sum(w(t) for t in extra)
     best: Evidence | None = None
     for s_start, s_end in sentences(text):
-        sentence_focus = sum(weight(t) for t in _matches(query.focus, norm[s_start:s_end]))
+        sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
         for i in range(len(spans)):
             for j in range(i, min(len(spans), i + 4)):
@@ -127,12 +135,12 @@ def best_window(
                 if end - start > MAX_ANSWER_CHARS and j > i:
                     break
                 window = norm[start:end]
-                focus = sum(weight(t) for t in _matches(query.focus, window))
-                context = sum(weight(t) for t in _matches(query.context, window))
+                held = sum(w(t) for t in _matches(own, window))
+                carried = sum(w(t) for t in _matches(extra, window))
                 score = (
-                    focus / focus_total * 4.0
-                    + 0.5 * sentence_focus / focus_total
-                    + (context / context_total if context_total else 0.0)
+                    held / own_total * 4.0
+                    + 0.5 * sentence_own / own_total
+                    + (carried / extra_total if extra_total else 0.0)
                     - 0.15 * (j - i)
                     - 0.4 * rank
                 )
@@ -185,65 +193,76 @@ def _citation(ev: Evidence, n: int) -> Citation:
     )
 
 
+def _holds(doc_terms: Mapping[str, set[str]], doc: str, entity: str) -> bool:
+    terms = doc_terms.get(doc, set())
+    return entity in terms or (len(entity) >= 3 and entity[:-1] in terms)
+
+
 def compose(
     question: str,
-    query: Query,
-    passages: Sequence[Passage],
+    parts: Sequence[tuple[Query, Sequence[Passage]]],
     weight: Callable[[str], float],
     doc_terms: Mapping[str, set[str]],
     depth: int = 3,
     min_coverage: float = 0.6,
 ) -> Answer:
-    """An extractive Answer from the top passages, or found=False when they do not hold one."""
+    """An extractive Answer from the top passages, or found=False when they do not hold one.
+
+    parts: one (query, ranked passages) pair, or one per subject for a comparison across documents.
+    """
     script = script_of(question)
     kind = question_kind(question)
-    refusal = Answer(question=question, text=NOT_FOUND[script], found=False, passages=list(passages),
-                     standalone_question=query.text)
-    if not passages or not query.terms:
-        return refusal
-
-    def has(doc: str, entity: str) -> bool:
-        terms = doc_terms.get(doc, set())
-        return entity in terms or (len(entity) >= 3 and entity[:-1] in terms)
-
-    # Several subjects that no single document shares (a comparison): answer each from its own document.
-    groups: list[list[str]] = [query.entities]
-    if len(query.entities) > 1 and not any(all(has(p.doc, e) for e in query.entities) for p in passages):
-        groups = [[e] for e in query.entities]
-
+    shown: dict[tuple[str, int], Passage] = {}
+    for _, passages in parts:
+        for p in passages:
+            shown.setdefault((p.doc, p.paragraph), p)
+    standalone = parts[0][0].text if len(parts) == 1 else question
+    refusal = Answer(
+        question=question,
+        text=NOT_FOUND[script],
+        found=False,
+        passages=list(shown.values()),
+        standalone_question=standalone,
+    )
     asks_about_questions = bool(re.search(r"问|提问|問", normalize(question)))
     chosen: list[Evidence] = []
-    for entities in groups:
+    missing: list[str] = []
+    for query, passages in parts:
         candidates = [
             ev
-            for rank, p in enumerate(passages[:depth] if len(groups) == 1 else passages)
-            if all(has(p.doc, e) for e in entities)
-            for ev in [best_window(p, rank, query, kind, weight, query.entities, asks_about_questions)]
+            for rank, p in enumerate(passages[:depth])
+            if query.keywords and all(_holds(doc_terms, p.doc, e) for e in query.entities)
+            for ev in [best_window(p, rank, query, kind, weight, asks_about_questions)]
             if ev is not None
         ]
-        if not candidates:
-            return refusal
-        ev = max(candidates, key=lambda e: e.score)
-        if ev.coverage < min_coverage or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0:
-            return refusal
+        ev = max(candidates, key=lambda e: e.score) if candidates else None
+        if (
+            ev is None
+            or ev.coverage < min_coverage
+            or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0
+        ):
+            missing.extend(query.entities[:1])
+            continue
         if all((c.passage.doc, c.passage.paragraph, c.start) != (ev.passage.doc, ev.passage.paragraph, ev.start)
                for c in chosen):
             chosen.append(ev)
+    if not chosen:
+        return refusal
 
     citations: list[Citation] = []
-    parts: list[str] = []
+    texts: list[str] = []
     for ev in chosen:
         key = (ev.passage.doc, ev.passage.paragraph)
         n = next((c.n for c in citations if (c.doc, c.paragraph) == key), len(citations) + 1)
         if n == len(citations) + 1:
             citations.append(_citation(ev, n))
-        parts.append(_answer_text(ev, kind, script, n))
-    joiner = "；" if script == HANS else "；"
+        texts.append(_answer_text(ev, kind, script, n))
+    texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
     return Answer(
         question=question,
-        text=joiner.join(parts),
+        text="；".join(texts),
         found=True,
         citations=citations,
-        passages=list(passages),
-        standalone_question=query.text,
+        passages=list(shown.values()),
+        standalone_question=standalone,
     )

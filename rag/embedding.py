@@ -111,7 +111,7 @@ class CachedEmbedder:
         self.dim = inner.dim
         path = Path(cache_dir)
         path.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path / "vectors.sqlite"), check_same_thread=False)
+        self._db = sqlite3.connect(str(path / "vectors.sqlite"), check_same_thread=False, timeout=120)
         self._db.execute("CREATE TABLE IF NOT EXISTS v (k TEXT PRIMARY KEY, vec BLOB)")
         self._lock = threading.Lock()
         self.hits = 0

@@ -9,12 +9,21 @@ from pathlib import Path
 
 from rag.answer import compose
 from rag.config import Settings
-from rag.documents import find_documents, paragraphs_from_lines, read_document, sha256_of, Line
+from rag.documents import find_documents, read_document, sha256_of
 from rag.embedding import Embedder, load_embedder
 from rag.errors import DocumentError, IndexMissingError, QuestionError, RagError
-from rag.retrieval import FusionWeights, Query, analyse, fuse, subject_coverage, top_rows
+from rag.retrieval import (
+    FusionWeights,
+    Query,
+    analyse,
+    fuse,
+    split_subjects,
+    subject_coverage,
+    top_rows,
+    with_place_stems,
+)
 from rag.store import Progress, Store
-from rag.types import Answer, BuildReport, DocumentInfo, Passage, Skipped
+from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage, Skipped
 
 History = Sequence[Mapping[str, str]]
 
@@ -33,10 +42,12 @@ class Engine:
     # ------------------------------------------------------------ opening and building
 
     @classmethod
-    def open(cls, index_dir: str | Path = "index", settings: Settings | None = None) -> Engine:
+    def open(
+        cls, index_dir: str | Path = "index", settings: Settings | None = None, embedder: Embedder | None = None
+    ) -> Engine:
         """Load an index built earlier; refuses one built with another embedder."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
         store = Store.open(index_dir, expect_embedder=embedder.id)
         return cls(store, embedder, settings, Path(index_dir))
 
@@ -47,10 +58,11 @@ class Engine:
         index_dir: str | Path = "index",
         settings: Settings | None = None,
         progress: bool | Progress = False,
+        embedder: Embedder | None = None,
     ) -> Engine:
         """Make the index hold exactly the documents under paths: embeds only new or changed ones."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
         try:
             store = Store.open(index_dir, expect_embedder=embedder.id)
         except IndexMissingError:
@@ -66,17 +78,17 @@ class Engine:
         index_dir: str | Path,
         settings: Settings | None = None,
         progress: bool | Progress = False,
+        embedder: Embedder | None = None,
     ) -> Engine:
         """An index over in-memory documents, each a list of paragraph texts (benchmarks, tests)."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = load_embedder(settings.embedder, settings.embed_cache_dir)
+        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
         changes = {}
         for name, texts in documents.items():
-            lines, pos = [], 0
-            for t in texts:
-                lines.append(Line(t.strip(), pos, pos + len(t), blank_before=True))
+            paragraphs, pos = [], 0
+            for i, t in enumerate(texts):
+                paragraphs.append(Paragraph(doc=name, paragraph=i + 1, text=t.strip(), start=pos, end=pos + len(t)))
                 pos += len(t) + 2
-            paragraphs = [p for p in paragraphs_from_lines(name, lines)]
             changes[name] = (paragraphs, sha256_of("\n\n".join(texts).encode("utf-8")))
         start = time.perf_counter()
         store = Store.empty(embedder).updated(changes, (), embedder, _progress(progress))
@@ -179,10 +191,24 @@ class Engine:
                                float(dense[i]), float(lexical[i])))
         return out
 
+    def _analyse(self, question: str, history: History | None) -> Query:
+        return with_place_stems(analyse(question, history), self.store.idf)
+
+    def _passages(self, query: Query, k: int) -> list[Passage]:
+        """Ranked passages; a question about several subjects no one document shares ranks each subject."""
+        split = split_subjects(query, self.store.doc_terms)
+        if len(split) < 2:
+            return self._rank(query, k)
+        merged: dict[tuple[str, int], Passage] = {}
+        for ranked in zip(*(self._rank(q, k) for q in split), strict=False):
+            for p in ranked:
+                merged.setdefault((p.doc, p.paragraph), p)
+        return list(merged.values())[:k]
+
     def retrieve(self, question: str, k: int = 5, history: History | None = None) -> list[Passage]:
         """The k paragraphs most likely to hold the answer, best first."""
         question = self._check(question)
-        return self._rank(analyse(question, history), k)
+        return self._passages(self._analyse(question, history), k)
 
     def ask(
         self, question: str, history: History | None = None, k: int | None = None, answerer: str | None = None
@@ -200,9 +226,12 @@ class Engine:
     ) -> Iterator[str | Answer]:
         """Text deltas of the answer as they come, then the final Answer."""
         question = self._check(question)
-        query = analyse(question, history)
-        passages = self._rank(query, k or self.settings.top_k)
-        extractive = compose(question, query, passages, self._weight, self.store.doc_terms)
+        query = self._analyse(question, history)
+        k = k or self.settings.top_k
+        split = split_subjects(query, self.store.doc_terms)
+        parts = [(q, self._rank(q, k)) for q in split]
+        extractive = compose(question, parts, self._weight, self.store.doc_terms)
+        passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import jieba.posseg as pseg
 import numpy as np
 
-from rag.text import STOP_WORDS, normalize, words
+from dataclasses import replace
 
-_ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg", "eng"}
+from rag.text import STOP_WORDS, keywords, normalize, words
+
+_ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
 _PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
 _ANAPHORA = re.compile(r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|那|还有|另外|再)")
 
@@ -28,9 +30,11 @@ class Query:
     """A question as the retriever and the answerer see it."""
 
     text: str  # the question as asked (after history folding: the standalone form)
-    focus: list[str]  # content words of the question itself (matching form)
+    focus: list[str]  # content words of the question itself (matching form, jieba search mode: for BM25)
     context: list[str] = field(default_factory=list)  # content words carried over from earlier turns
     entities: list[str] = field(default_factory=list)  # subject words: places, organisations, people
+    keywords: list[str] = field(default_factory=list)  # the question's words without overlaps: for answers
+    context_keywords: list[str] = field(default_factory=list)
 
     @property
     def terms(self) -> list[str]:
@@ -44,8 +48,6 @@ def subject_words(text: str) -> list[str]:
         if len(token) < 2 or token in STOP_WORDS:
             continue
         if tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token):
-            if tag == "eng" and len(token) < 3:
-                continue
             found.append(token)
     return list(dict.fromkeys(found))
 
@@ -59,6 +61,7 @@ def needs_history(question: str, entities: Sequence[str]) -> bool:
 def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -> Query:
     """The question's words and subject, folded together with the last user turn when it is a follow-up."""
     focus = words(question)
+    own = keywords(question)
     entities = subject_words(question)
     previous = [h.get("content", "") for h in (history or []) if h.get("role", "user") == "user"]
     previous = [p for p in previous if p.strip() and p.strip() != question.strip()]
@@ -66,8 +69,24 @@ def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -
         last = previous[-1]
         context = [w for w in words(last) if w not in focus]
         carried = [e for e in subject_words(last) if e not in entities]
-        return Query(text=f"{last} {question}", focus=focus, context=context, entities=entities + carried)
-    return Query(text=question, focus=focus, entities=entities)
+        carried_keywords = [w for w in keywords(last) if w not in own]
+        return Query(f"{last} {question}", focus, context, entities + carried, own, carried_keywords)
+    return Query(text=question, focus=focus, entities=entities, keywords=own)
+
+
+def with_place_stems(query: Query, vocabulary: Mapping[str, float]) -> Query:
+    """Count a bare place stem as a subject when the documents know it with its suffix (左权 → 左权县)."""
+    extra = [
+        w
+        for w in query.focus
+        if len(w) >= 2
+        and w not in query.entities
+        and not any(w in e for e in query.entities)
+        and any(w + suffix in vocabulary for suffix in "县市省区镇乡村州")
+    ]
+    if not extra:
+        return query
+    return replace(query, entities=query.entities + extra)
 
 
 def subject_coverage(entities: Sequence[str], doc_terms: Mapping[str, set[str]], docs: Sequence[str]) -> np.ndarray:
@@ -86,6 +105,32 @@ def _contained(entity: str, terms: set[str]) -> bool:
     # jieba may keep "左云县" whole in a question but the index also holds "左云"; accept the stem.
     stem = entity[:-1] if len(entity) >= 3 and _PLACE_SUFFIX.match(entity) else ""
     return bool(stem) and stem in terms
+
+
+def split_subjects(query: Query, doc_terms: Mapping[str, set[str]]) -> list[Query]:
+    """One query per subject when the question names several that no single document holds together
+    (a comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own."""
+    if len(query.entities) < 2:
+        return [query]
+
+    def held(doc: str, e: str) -> bool:
+        return e in doc_terms[doc] or _contained(e, doc_terms[doc])
+
+    if any(all(held(d, e) for e in query.entities) for d in doc_terms):
+        return [query]
+    if not all(any(held(d, e) for d in doc_terms) for e in query.entities):
+        return [query]  # a subject no document holds: nothing to split, the answerer will refuse
+    out = []
+    for e in query.entities:
+        others = [o for o in query.entities if o != e]
+        text = query.text
+        for o in others:
+            text = text.replace(o, "")
+        def mine(ws: list[str], others: list[str] = others) -> list[str]:
+            return [w for w in ws if not any(w in o or o in w for o in others)]
+
+        out.append(replace(query, text=text, focus=mine(query.focus), keywords=mine(query.keywords), entities=[e]))
+    return out
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ STOP_WORDS = frozenset(
     怎么样 为什么 为何 何 何时 何地 多 多大 多长 多久 请问 请 问 告诉 我 我们 你 你们 他 她 它 他们 她们 它们 个 家
     项 位 名 年 月 日 中 其中 分别 一共 共 总共 已经 已 将 会 能 可以 可 要 又 还 并 等 等等 方面 情况 问题 一些
     一下 一个 上 下 里 内 到 得 地 着 过 给 让 向 由 所 通过 关于 根据 以及 还是 是否 不是 没有 ?
+    各 各是 各有 各自 分别 更 更高 更多 更大 更低 更少 更快 相比 比较 两个 两 呢 啥 哪儿 多大 多长 多高 多久 什么样 吗
     """.split()
 )
 
@@ -81,9 +82,19 @@ def _cut(text: str) -> tuple[str, ...]:
     return tuple(jieba.cut_for_search(text))
 
 
+@lru_cache(maxsize=4096)
+def _cut_precise(text: str) -> tuple[str, ...]:
+    return tuple(jieba.cut(text))
+
+
 def words(text: str) -> list[str]:
-    """Content words of a text in matching form (jieba search mode over the Simplified text)."""
+    """Content words of a text in matching form (jieba search mode over the Simplified text): for BM25."""
     return [w for w in _cut(normalize(text)) if is_content_word(w)]
+
+
+def keywords(text: str) -> list[str]:
+    """Content words without overlaps (jieba precise mode): for weighing how much of a question a text holds."""
+    return list(dict.fromkeys(w for w in _cut_precise(normalize(text)) if is_content_word(w)))
 
 
 def tokens_for_index(text: str) -> list[str]:

@@ -1,0 +1,92 @@
+"""Grid over the fusion weights on question sets, scoring every question once per retriever.
+
+    .venv/bin/python evals/tune_fusion.py --seeds evals/seeds_qa.jsonl --squad ../shared/data/cmrc2018_dev.json \
+        --limit 400
+
+Prints hit@1 / hit@5 of each weight setting on each set, so one configuration can be chosen for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.config import Settings
+from rag.engine import Engine
+from rag.evaluation import QAItem
+from rag.eval_cli import load_items
+from rag.retrieval import FusionWeights, analyse, fuse, subject_coverage
+from rag.squad import load_squad, spread
+
+
+@dataclass
+class Scored:
+    dense: np.ndarray
+    lexical: np.ndarray
+    subject: np.ndarray
+    gold: set[int]
+
+
+def scored(engine: Engine, items: list[QAItem]) -> list[Scored]:
+    store = engine.store
+    docs = [r.paragraph.doc for r in store.rows]
+    out = []
+    for item in items:
+        evidence = [e for e in item.evidence if e]
+        if item.paragraph:
+            gold = {i for i, r in enumerate(store.rows) if (r.paragraph.doc, r.paragraph.paragraph) == (item.doc, item.paragraph)}
+        elif evidence:
+            gold = {i for i, r in enumerate(store.rows) if any(e in r.paragraph.text for e in evidence)}
+        else:
+            continue
+        history = [{"role": "user", "content": h} for h in (item.history or [])]
+        q = analyse(item.question, history)
+        dense = store.dense_scores(engine.embedder.embed_query(q.text), 50)
+        lexical = store.bm25_scores(q.terms)
+        out.append(Scored(dense, lexical, subject_coverage(q.entities, store.doc_terms, docs), gold))
+    return out
+
+
+def hits(data: list[Scored], mode: str, w: FusionWeights) -> tuple[float, float]:
+    h1 = h5 = 0
+    for s in data:
+        order = np.argsort(-fuse(s.dense, s.lexical, s.subject, mode, w), kind="stable")
+        h1 += int(order[0]) in s.gold
+        h5 += bool(s.gold & set(order[:5].tolist()))
+    return h1 / len(data), h5 / len(data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="evals/seeds_qa.jsonl")
+    ap.add_argument("--squad", nargs="*", default=[])
+    ap.add_argument("--limit", type=int, default=400)
+    ap.add_argument("--cache", default=".cache/embeddings")
+    args = ap.parse_args()
+    settings = Settings.from_env(embed_cache_dir=args.cache)
+    sets: dict[str, list[Scored]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds = Engine.build(["seeds"], index_dir=f"{tmp}/seeds", settings=settings)
+        sets["seeds"] = scored(seeds, load_items(args.seeds))
+        for path in args.squad:
+            data = load_squad(path)
+            engine = Engine.build_from_texts(data.texts, f"{tmp}/{len(sets)}", settings, progress=True)
+            sets[path.rsplit("/", 1)[-1]] = scored(engine, spread(data.items, args.limit))
+    for mode in ("bm25", "dense"):
+        print(mode, {k: hits(v, mode, FusionWeights()) for k, v in sets.items()})
+    grid = itertools.product([0.6, 0.8, 1.0, 1.2], [0.6, 0.8, 1.0, 1.3], [0.0, 1.0, 2.0], [10, 20, 50])
+    rows = []
+    for lex, den, subj, pool in grid:
+        w = FusionWeights(lexical=lex, dense=den, subject=subj, pool=pool)
+        result = {k: hits(v, "hybrid", w) for k, v in sets.items()}
+        rows.append((min(h1 for h1, _ in result.values()), w, result))
+    for worst, w, result in sorted(rows, key=lambda r: -r[0])[:15]:
+        print(f"{worst:.3f}", w, {k: f"{a:.3f}/{b:.3f}" for k, (a, b) in result.items()})
+
+
+if __name__ == "__main__":
+    main()
