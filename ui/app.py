@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -398,14 +399,16 @@ def serve(
     engine = open_engine(str(index_dir), settings=settings)
     app = create_app(engine, root_path=root_path, max_upload_bytes=max_upload_mb * 1048576)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    url = f"http://{host}:{port}{(root_path or '').rstrip('/')}/"
+    url = f"http://{host}:{port}/"
+    prefix = (root_path if root_path is not None else os.environ.get("GRADIO_ROOT_PATH", "")).rstrip("/")
+    behind = f"；反向代理下的地址前缀 {prefix}/" if prefix else ""
     count = len(engine.documents())
 
     def announce() -> None:
         while not server.started and not server.should_exit:
             time.sleep(0.1)
         if server.started:
-            print(f"{TITLE}：已加载 {count} 个文档，打开 {url}（就绪检查：{url}healthz）", flush=True)
+            print(f"{TITLE}：已加载 {count} 个文档，打开 {url}（就绪检查 {url}healthz{behind}）", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
