@@ -71,6 +71,16 @@ def test_answer_has_citations_and_highlighted_sources(server: Server) -> None:
     assert f"第 {c1['paragraph']} 段" in html and "相关度" in html
 
 
+def test_answer_streams_in_before_the_cited_answer(server: Server) -> None:
+    job = client(server).submit("左权新修的太行一号旅游公路有多长？", "extractive", api_name="/ask")
+    job.result(timeout=120)
+    steps = [last_message_text(chat) for chat, *_ in job.outputs()]
+    streamed = [s for s in steps if "rag-streaming" in s]
+    assert len(streamed) >= 2  # the empty placeholder, then text deltas
+    assert "152" in "".join(streamed)
+    assert "rag-streaming" not in steps[-1] and "<mark>" in steps[-1]
+
+
 def test_not_found_answer_shows_closest_paragraphs(server: Server) -> None:
     chat, answer = ask(client(server), "左权县总人口有多少？")
     assert answer is not None and not answer["found"]
