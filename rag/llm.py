@@ -133,6 +133,10 @@ class LlamaCppChat(CustomLLM):
             model = llama_cpp.Llama(model_path=path, n_ctx=GGUF_CONTEXT, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMError(f"llama-cpp-python could not load {path}: {exc}") from exc
+        if "tokenizer.chat_template" not in model.metadata and model.metadata.get(
+            "general.architecture", ""
+        ).startswith("gemma"):
+            model.chat_format = "gemma"  # a Gemma GGUF without its template would get Llama 2's
         llm = cls(model_path=path, temperature=temperature, max_tokens=max_tokens)
         llm._model = model
         return llm
@@ -196,7 +200,17 @@ class LlamaCppChat(CustomLLM):
 
 
 def _plain(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    return [{"role": m.role.value, "content": m.content or ""} for m in messages]
+    """Messages as llama_cpp dicts, the system turn folded into the first user turn (as Gemma expects)."""
+    system = "\n\n".join(m.content or "" for m in messages if m.role == MessageRole.SYSTEM)
+    out = [
+        {"role": m.role.value, "content": m.content or ""} for m in messages if m.role != MessageRole.SYSTEM
+    ]
+    if system:
+        if out and out[0]["role"] == "user":
+            out[0]["content"] = f"{system}\n\n{out[0]['content']}"
+        else:
+            out.insert(0, {"role": "user", "content": system})
+    return out
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
