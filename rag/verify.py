@@ -1,8 +1,8 @@
 """Checks a generated answer against the paragraphs it cites (pure, no model).
 
-Two rules: every [n] must point at a source that was given (others are dropped), and every number,
-amount, percentage and date in a sentence must appear, after normalisation, in a paragraph that the
-same sentence cites. Normalisation folds full-width forms, thousands separators, 万/亿/千 multipliers,
+Rules: every [n] must point at a source that was given (others are dropped); every number, amount,
+percentage and date in a sentence must appear, after normalisation, in a paragraph that the same
+sentence cites; and a sentence that cites must share most of its wording with what it cites. Normalisation folds full-width forms, thousands separators, 万/亿/千 multipliers,
 Chinese numerals (十四 → 14, 二〇二五 → 2025, 百分之九十 → 90%) and Traditional characters (萬 億 兩 點).
 A bound the answer adds to a number ("98.75%以上" where the source says "98.75%") is a change too.
 """
@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from rag.text import to_simplified
 
 # [1] [1,2] [1、2] ［1］ 【1】 (full-width brackets are folded by NFKC or listed here)
 CITATION_RE = re.compile(r"[\[［【]\s*(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*[\]］】]")
@@ -42,6 +44,9 @@ _MEASURE_RE = re.compile(rf"(?:{_MEASURES})")
 _ARABIC_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _CN_RUN_RE = re.compile(rf"[{_CN_CHARS}]+")
 _PERCENT_RE = re.compile(r"[ \t]*%")
+_CJK_RUN_RE = re.compile(r"[\u3400-\u9fff]+")
+_NUMERAL_SPLIT_RE = re.compile(rf"[{_CN_CHARS}]+")
+MIN_SUPPORT = 0.5  # share of a cited sentence's wording that its sources must contain
 _ABOVE_AFTER = ("以上", "余", "餘", "多", "有余", "有餘")
 _BELOW_AFTER = ("以下", "以内", "以內")
 _ABOVE_BEFORE = ("超过", "超過", "超", "逾", "高于", "高於", "不少于", "不少於")
@@ -253,6 +258,22 @@ def supported(q: Quantity, pool: Sequence[Quantity]) -> bool:
     return False
 
 
+def content_bigrams(text: str) -> set[str]:
+    """Character bigrams of the Chinese words in a text, Simplified, numerals and markers left out."""
+    plain = to_simplified(strip_citations(text))
+    grams: set[str] = set()
+    for run in _CJK_RUN_RE.findall(plain):
+        for part in _NUMERAL_SPLIT_RE.split(run):
+            grams.update(part[i : i + 2] for i in range(len(part) - 1))
+    return grams
+
+
+def overlap(text: str, reference: str) -> float:
+    """Share of the text's content bigrams that the reference also has (1.0 when the text has none)."""
+    grams = content_bigrams(text)
+    return len(grams & content_bigrams(reference)) / len(grams) if grams else 1.0
+
+
 def verify(answer_text: str, sources: Sequence[str]) -> tuple[bool, list[str], list[int]]:
     """Check an answer against sources numbered from 1 ([1] is sources[0]).
 
@@ -276,6 +297,14 @@ def verify(answer_text: str, sources: Sequence[str]) -> tuple[bool, list[str], l
     ok = bool(kept)
     for sentence in answer_sentences(answer_text):
         cited = [n for n in citation_numbers(sentence) if 1 <= n <= len(sources)]
+        if cited and len(content_bigrams(sentence)) >= 4:
+            share = overlap(sentence, "\n".join(sources[n - 1] for n in cited))
+            if share < MIN_SUPPORT:
+                ok = False
+                reasons.append(
+                    f"“{strip_citations(sentence)[:60]}” shares only {share:.0%} of its wording with "
+                    f"the sources it cites ({', '.join(f'[{n}]' for n in cited)})"
+                )
         claims = quantities(sentence)
         if not claims:
             continue
@@ -290,5 +319,7 @@ def verify(answer_text: str, sources: Sequence[str]) -> tuple[bool, list[str], l
                 ok = False
                 reasons.append(f"“{q.label()}” in “{strip_citations(sentence)[:60]}” is not in {where}")
     if ok:
-        reasons.append(f"all numbers found in the cited sources; citations {', '.join(map(str, kept))} valid")
+        reasons.append(
+            f"numbers and wording found in the cited sources; citations {', '.join(map(str, kept))} valid"
+        )
     return ok, reasons, kept

@@ -262,3 +262,11 @@ def test_cli_flags_map_to_settings() -> None:
         "qwen",
         True,
     )
+
+
+def test_an_echo_of_the_prompt_is_not_an_answer() -> None:
+    echo = build_messages(QUESTION, SOURCES)[0].content or ""
+    answer = generative_answer(QUESTION, None, SOURCES, FALLBACK, SETTINGS, llm=scripted(echo))
+    assert answer.verified is False
+    assert answer.text == FALLBACK.text
+    assert "repeated its instructions" in answer.verification[0]

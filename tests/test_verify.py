@@ -118,3 +118,25 @@ def test_answer_without_citations_fails() -> None:
     ok, _, kept = verify("我是机器人", [WANGBAN])
     assert not ok
     assert kept == []
+
+
+def test_cited_sentence_must_share_its_wording_with_the_source() -> None:
+    ok, reasons, _ = verify("左云县已经成为国家级旅游度假区[1]。", [WANGBAN])
+    assert not ok
+    assert any("wording" in r for r in reasons)
+    # a paraphrase that keeps the source's words passes; numerals do not count as wording
+    ok, reasons, _ = verify("全县集聚了十四家活性炭企业，产值完成39400万元[1]。", [CARBON])
+    assert ok, reasons
+
+
+def test_every_seed_paragraph_supports_itself() -> None:
+    import re
+    from pathlib import Path
+
+    seeds = Path(__file__).resolve().parent.parent / "seeds"
+    for path in sorted(seeds.glob("*.txt")):
+        for para in path.read_text(encoding="utf-8").splitlines():
+            if para.strip():
+                cited = re.sub(r"([。！？!?])", r"[1]\1", para) + "[1]"
+                ok, reasons, _ = verify(cited, [para])
+                assert ok, (path.name, para[:40], reasons)
