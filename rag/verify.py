@@ -296,7 +296,7 @@ def verify(answer_text: str, sources: Sequence[str]) -> tuple[bool, list[str], l
     pools: dict[int, list[Quantity]] = {}
     ok = bool(kept)
     for sentence in answer_sentences(answer_text):
-        cited = [n for n in citation_numbers(sentence) if 1 <= n <= len(sources)]
+        cited = list(dict.fromkeys(n for n in citation_numbers(sentence) if 1 <= n <= len(sources)))
         if cited and len(content_bigrams(sentence)) >= 4:
             share = overlap(sentence, "\n".join(sources[n - 1] for n in cited))
             if share < MIN_SUPPORT:
