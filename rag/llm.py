@@ -112,6 +112,22 @@ def describe_failure(settings: Settings, exc: BaseException) -> str:
     return f"the local GGUF model failed: {type(exc).__name__}: {exc}"
 
 
+PORTABLE_BUILD = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" '
+    "pip install --force-reinstall --no-deps --no-cache-dir llama-cpp-python"
+)
+
+
+def check_llama_cpp_build(system_info: bytes | str) -> None:
+    """Refuse a llama.cpp built with AMX kernels: they crash the process (SIGSEGV in
+    ggml_backend_amx_mul_mat) on Q4_K Gemma 3 with llama-cpp-python 0.3.36, taking the caller with them."""
+    info = system_info.decode() if isinstance(system_info, bytes) else system_info
+    if "AMX_INT8 = 1" in info:
+        raise LLMError(
+            f"this llama-cpp-python was built with AMX kernels, which crash on this model; rebuild: {PORTABLE_BUILD}"
+        )
+
+
 class LlamaCppChat(CustomLLM):
     """A GGUF model run in-process by llama-cpp-python, chatting through the file's own template."""
 
@@ -129,6 +145,7 @@ class LlamaCppChat(CustomLLM):
             import llama_cpp
         except ImportError as exc:
             raise LLMError("the gguf backend needs llama-cpp-python: pip install 'rag[llm]'") from exc
+        check_llama_cpp_build(llama_cpp.llama_print_system_info())
         try:
             model = llama_cpp.Llama(model_path=path, n_ctx=GGUF_CONTEXT, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:

@@ -29,7 +29,7 @@ from rag.generate import (
     generative_stream,
     renumber_citations,
 )
-from rag.llm import add_llm_arguments, make_llm, settings_from_args
+from rag.llm import add_llm_arguments, check_llama_cpp_build, make_llm, settings_from_args
 from rag.types import Answer, Citation, Passage
 
 WANGBAN = Passage(
@@ -270,3 +270,9 @@ def test_an_echo_of_the_prompt_is_not_an_answer() -> None:
     assert answer.verified is False
     assert answer.text == FALLBACK.text
     assert "repeated its instructions" in answer.verification[0]
+
+
+def test_a_llama_cpp_build_with_amx_is_refused_with_the_fix() -> None:
+    check_llama_cpp_build(b"CPU : AVX2 = 1 | FMA = 1 | REPACK = 1 | ")
+    with pytest.raises(LLMError, match="GGML_NATIVE=OFF"):
+        check_llama_cpp_build(b"CPU : AVX512 = 1 | AMX_INT8 = 1 | REPACK = 1 | ")

@@ -15,7 +15,7 @@ import pytest
 
 from rag.config import Settings
 from rag.generate import generative_answer, generative_stream
-from rag.llm import default_gguf_path, make_llm
+from rag.llm import check_llama_cpp_build, default_gguf_path, make_llm
 from rag.types import Answer, Citation, Passage
 
 pytestmark = pytest.mark.slow
@@ -55,6 +55,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start llama_cpp.server on a free loopback port, wait (bounded) until it lists its model, stop it after."""
+    import llama_cpp
+
+    check_llama_cpp_build(llama_cpp.llama_print_system_info())  # fail with the fix, not a server crash
     port = free_port()
     log = tmp_path_factory.mktemp("llm") / "server.log"
     cmd = [
