@@ -16,12 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip >/dev/null
 	# CPU torch first, pinned: any other torch requirement would pull gigabytes of CUDA packages.
 	$(BIN)/pip install torch==2.13.0
+	# llama-cpp-python from source without AMX kernels: the default native build segfaults on Gemma GGUFs
+	# on CPUs with AMX (inside ggml_backend_amx_mul_mat). The built wheel is cached by pip afterwards.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+		$(BIN)/pip install 'llama-cpp-python[server]==0.3.36'
 	$(BIN)/pip install -e '.[st,ui,llm,eval,dev]'
 	touch $@
 
 setup: $(STAMP)  ## create .venv and install everything
 
-$(INDEX)/CURRENT: $(STAMP) $(wildcard seeds/*)
+# Built once from seeds/; later uploads and removals through the chat are kept (no rebuild over them).
+$(INDEX)/CURRENT: | $(STAMP)
 	$(BIN)/rag build seeds --index $(INDEX)
 
 index: $(INDEX)/CURRENT  ## build or update the index over seeds/

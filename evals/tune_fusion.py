@@ -17,9 +17,9 @@ import numpy as np
 
 from rag.config import Settings
 from rag.engine import Engine
-from rag.evaluation import QAItem
 from rag.eval_cli import load_items
-from rag.retrieval import FusionWeights, analyse, fuse, subject_coverage
+from rag.evaluation import QAItem
+from rag.retrieval import FusionWeights, fuse, subject_coverage
 from rag.squad import load_squad, spread
 
 
@@ -38,16 +38,20 @@ def scored(engine: Engine, items: list[QAItem]) -> list[Scored]:
     for item in items:
         evidence = [e for e in item.evidence if e]
         if item.paragraph:
-            gold = {i for i, r in enumerate(store.rows) if (r.paragraph.doc, r.paragraph.paragraph) == (item.doc, item.paragraph)}
+            gold = {
+                i
+                for i, r in enumerate(store.rows)
+                if (r.paragraph.doc, r.paragraph.paragraph) == (item.doc, item.paragraph)
+            }
         elif evidence:
             gold = {i for i, r in enumerate(store.rows) if any(e in r.paragraph.text for e in evidence)}
         else:
             continue
         history = [{"role": "user", "content": h} for h in (item.history or [])]
-        q = analyse(item.question, history)
+        q = engine._analyse(item.question, history)
         dense = store.dense_scores(engine.embedder.embed_query(q.text), 50)
         lexical = store.bm25_scores(q.terms)
-        out.append(Scored(dense, lexical, subject_coverage(q.entities, store.doc_terms, docs), gold))
+        out.append(Scored(dense, lexical, subject_coverage(q.entities, store.doc_text, docs), gold))
     return out
 
 

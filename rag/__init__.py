@@ -1,8 +1,8 @@
 """Cited answers over Chinese documents (Simplified and Traditional as one language).
 
-    import rag
-    engine = rag.Engine.build(["seeds"], index_dir="index")
-    answer = engine.ask("左云县有多少家活性炭企业?")
+import rag
+engine = rag.Engine.build(["seeds"], index_dir="index")
+answer = engine.ask("左云县有多少家活性炭企业?")
 """
 
 from __future__ import annotations

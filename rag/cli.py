@@ -9,15 +9,16 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from rag.cli_options import add_llm_arguments, settings_from_args
 from rag.config import Settings
 from rag.errors import RagError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env(index_dir=getattr(args, "index", None), embedder=getattr(args, "embedder", None))
+    settings = Settings.from_env(
+        index_dir=getattr(args, "index", None), embedder=getattr(args, "embedder", None)
+    )
     if hasattr(args, "llm_backend"):
-        from rag.llm import settings_from_args
-
         settings = settings_from_args(settings, args)
     return settings
 
@@ -78,7 +79,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     engine = Engine.open(args.index, settings=_settings(args))
     names = ", ".join(d.doc for d in engine.documents())
-    print(f"{len(engine.documents())} documents loaded ({names}). Ask a question; an empty line or Ctrl-D quits.")
+    print(
+        f"{len(engine.documents())} documents loaded ({names}). Ask a question; an empty line or Ctrl-D quits."
+    )
     history: list[dict[str, str]] = []
     while True:
         try:
@@ -90,7 +93,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             return 0
         try:
             answer = None
-            for item in engine.ask_stream(question, history=history, answerer=getattr(args, "answerer", None)):
+            for item in engine.ask_stream(
+                question, history=history, answerer=getattr(args, "answerer", None)
+            ):
                 if isinstance(item, str):
                     print(item, end="", flush=True)
                 else:
@@ -126,7 +131,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ui.app import serve
 
-    serve(index_dir=args.index, host=args.host, port=args.port, root_path=args.root_path, settings=_settings(args))
+    serve(
+        index_dir=args.index,
+        host=args.host,
+        port=args.port,
+        root_path=args.root_path,
+        settings=_settings(args),
+    )
     return 0
 
 
@@ -144,21 +155,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
-    try:
-        from rag.llm import add_llm_arguments
-    except ImportError:  # the llm extra is not installed: the extractive answerer still works
-        add_llm_arguments = None
-
     p = with_index(sub.add_parser("ask", help="ask one question"))
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
-    if add_llm_arguments:
-        add_llm_arguments(p)
+    add_llm_arguments(p)
     p.set_defaults(func=cmd_ask)
 
     p = with_index(sub.add_parser("chat", help="chat in the terminal (follow-up questions use the history)"))
-    if add_llm_arguments:
-        add_llm_arguments(p)
+    add_llm_arguments(p)
     p.set_defaults(func=cmd_chat)
 
     p = with_index(sub.add_parser("remove", help="remove documents from the index by file name"))
@@ -169,11 +173,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_docs)
 
     p = with_index(sub.add_parser("serve", help="open the web chat"))
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--root-path", default=None, help="URL prefix when served behind a reverse proxy")
-    if add_llm_arguments:
-        add_llm_arguments(p)
+    add_llm_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     from rag import eval_cli

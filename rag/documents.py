@@ -195,7 +195,9 @@ def lines_from_pdf(data: bytes, name: str) -> tuple[str, list[Line]]:
 # ---------------------------------------------------------------- lines → paragraphs
 
 _PAGE_NUMBER = re.compile(r"^(?:[-—–第]?\s*\d{1,4}\s*[-—–页頁]?|page\s*\d+|\d+\s*/\s*\d+)$", re.IGNORECASE)
-_FURNITURE = re.compile(r"(扫一扫|掃一掃|扫码|掃碼|二维码|二維碼|网安备|網安備|ICP备|ICP備|版权所有|版權所有|Copyright)", re.I)
+_FURNITURE = re.compile(
+    r"(扫一扫|掃一掃|扫码|掃碼|二维码|二維碼|网安备|網安備|ICP备|ICP備|版权所有|版權所有|Copyright)", re.I
+)
 _HEADING_MARK = re.compile(
     r"^(?:[●■◆▲★○◎◇□▶]|[一二三四五六七八九十百]+、|[（(][一二三四五六七八九十]+[）)]|第[一二三四五六七八九十百\d]+[章节節部分篇条條])"
 )
@@ -341,7 +343,9 @@ def paragraphs_from_bytes(data: bytes, name: str) -> list[Paragraph]:
     """Paragraphs of one document given its bytes and file name."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        raise DocumentError(name, f"unsupported file type {suffix or '(none)'}; use one of {sorted(SUFFIXES)}")
+        raise DocumentError(
+            name, f"unsupported file type {suffix or '(none)'}; use one of {sorted(SUFFIXES)}"
+        )
     if len(data) > MAX_BYTES:
         raise DocumentError(name, f"larger than {MAX_BYTES // 2**20} MiB; split it into smaller files")
     try:

