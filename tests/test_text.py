@@ -24,4 +24,4 @@ def test_sentence_and_clause_spans_keep_closing_quotes():
     spans = [text[a:b] for a, b in sentences(text)]
     assert spans == ["他說:“好。”", "然後走了!", "最後,一切結束"]
     short = "甲,乙、丙。"
-    assert [short[a:b] for a, b in clauses(short)] == ["甲,", "乙、", "丙。"]
+    assert [short[a:b] for a, b in clauses(short)] == ["甲,", "乙、丙。"]  # an enumeration stays whole
