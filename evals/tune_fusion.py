@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pickle
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -70,8 +72,20 @@ def main() -> None:
     ap.add_argument("--squad", nargs="*", default=[])
     ap.add_argument("--limit", type=int, default=400)
     ap.add_argument("--cache", default=".cache/embeddings")
+    ap.add_argument("--reuse", action="store_true", help="reuse the scores of the last run (.cache/tune.pkl)")
     args = ap.parse_args()
     settings = Settings.from_env(embed_cache_dir=args.cache)
+    sets: dict[str, list[Scored]] = {}
+    saved = Path(".cache/tune.pkl")
+    if args.reuse and saved.exists():
+        sets = pickle.loads(saved.read_bytes())
+    else:
+        sets = score_sets(args, settings)
+        saved.write_bytes(pickle.dumps(sets))
+    report(sets)
+
+
+def score_sets(args: argparse.Namespace, settings: Settings) -> dict[str, list[Scored]]:
     sets: dict[str, list[Scored]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         seeds = Engine.build(["seeds"], index_dir=f"{tmp}/seeds", settings=settings)
@@ -80,12 +94,16 @@ def main() -> None:
             data = load_squad(path)
             engine = Engine.build_from_texts(data.texts, f"{tmp}/{len(sets)}", settings, progress=True)
             sets[path.rsplit("/", 1)[-1]] = scored(engine, spread(data.items, args.limit))
+    return sets
+
+
+def report(sets: dict[str, list[Scored]]) -> None:
     for mode in ("bm25", "dense"):
         print(mode, {k: hits(v, mode, FusionWeights()) for k, v in sets.items()})
-    grid = itertools.product([0.6, 0.8, 1.0, 1.2], [0.6, 0.8, 1.0, 1.3], [0.0, 1.0, 2.0], [10, 20, 50])
+    grid = itertools.product([1.0], [0.2, 0.35, 0.5, 0.7, 1.0], [1.0, 2.0, 3.0], [20, 50], [0.0, 0.01, 0.02, 0.03])
     rows = []
-    for lex, den, subj, pool in grid:
-        w = FusionWeights(lexical=lex, dense=den, subject=subj, pool=pool)
+    for lex, den, subj, pool, floor in grid:
+        w = FusionWeights(lexical=lex, dense=den, subject=subj, pool=pool, dense_floor=floor)
         result = {k: hits(v, "hybrid", w) for k, v in sets.items()}
         rows.append((min(h1 for h1, _ in result.values()), w, result))
     for worst, w, result in sorted(rows, key=lambda r: -r[0])[:15]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import jieba.posseg as pseg
 
-from rag.retrieval import Query, holds
+from rag.retrieval import Kind, Query, holds, question_kind
 from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -19,35 +19,19 @@ NOT_FOUND = {HANS: "文档中没有找到这个问题的答案。", "hant": "文
 MAX_ANSWER_CHARS = 80
 
 _NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
-_UNIT_AFTER = re.compile(r"(?:多少|几)([^\s，。？?的是有在了]{1,3})")
 _QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DATE = re.compile(
     r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|世纪|年代|朝|时期|期间"
 )
 
 
-@dataclass(frozen=True)
-class Kind:
-    """What the question asks for."""
-
-    name: str  # "number", "date", "person", "other"
-    unit: str = ""  # the measure word after 多少/几 ("家", "亩", "公里")
-
-
-def question_kind(question: str) -> Kind:
-    q = normalize(question)
-    if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
-        return Kind("date")
-    if re.search(
-        r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q
-    ):
-        return Kind("person")
-    if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
-        m = _UNIT_AFTER.search(q)
-        unit = m.group(1) if m else ""
-        unit = re.sub(r"^(?:个|名|位)$", "", unit) if unit in ("个",) else unit
-        return Kind("number", unit[:2])
-    return Kind("other")
+def fits(kind: Kind, text: str) -> bool:
+    """Whether a paragraph holds the kind of thing asked for (a figure with its measure word, a date)."""
+    if kind.name == "number" and kind.unit:
+        return bool(re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(kind.unit[0])}", text))
+    if kind.name == "date":
+        return bool(_DATE.search(text))
+    return False
 
 
 def _matches(terms: Sequence[str], text: str) -> list[str]:
@@ -211,7 +195,7 @@ def compose(
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
     depth: int = 3,
-    min_coverage: float = 0.6,
+    min_coverage: float = 0.5,
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 

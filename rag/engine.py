@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from rag.answer import compose
+from rag.answer import compose, fits
 from rag.config import Settings
 from rag.documents import find_documents, read_document, sha256_of
 from rag.embedding import Embedder, load_embedder
@@ -23,6 +23,7 @@ from rag.retrieval import (
     with_place_stems,
 )
 from rag.store import Progress, Store
+from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage, Skipped
 
 History = Sequence[Mapping[str, str]]
@@ -199,6 +200,12 @@ class Engine:
         docs = [row.paragraph.doc for row in store.rows]
         subject = subject_coverage(query.entities, store.doc_text, docs)
         fused = fuse(dense, lexical, subject, mode, self.weights)
+        if mode == "hybrid" and query.kind.name in ("number", "date"):
+            # Answer-type reranking: among the leading candidates, prefer paragraphs that hold a figure
+            # with the measure word asked for (几家 → "14家") or a date.
+            for i in top_rows(fused, 10):
+                if fits(query.kind, normalize(store.rows[i].paragraph.text)):
+                    fused[i] += self.weights.kind
         out = []
         for i in top_rows(fused, k):
             p = store.rows[i].paragraph
@@ -271,8 +278,6 @@ class Engine:
 
 
 def _dense_text(query: Query) -> str:
-    from rag.text import to_simplified
-
     return to_simplified(query.text)
 
 

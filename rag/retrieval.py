@@ -21,9 +21,34 @@ from rag.text import STOP_WORDS, keywords, normalize, words
 
 _ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
 _PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
+_COMPARISON = re.compile(r"和|与|及|跟|、|同|分别|各|哪个|比较|相比|对比|两")
 _ANAPHORA = re.compile(
     r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|还有|另外|再|比|与之|同期|相比)"
 )
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a question asks for."""
+
+    name: str  # "number", "date", "person", "other"
+    unit: str = ""  # the measure word after 多少/几 ("家", "亩", "公里")
+
+
+_UNIT_AFTER = re.compile(r"(?:多少|几)([^\s，。？?的是有在了]{1,3})")
+
+
+def question_kind(question: str) -> Kind:
+    q = normalize(question)
+    if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
+        return Kind("date")
+    if re.search(r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q):
+        return Kind("person")
+    if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
+        m = _UNIT_AFTER.search(q)
+        unit = m.group(1) if m else ""
+        return Kind("number", "" if unit == "个" else unit[:2])
+    return Kind("other")
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,7 @@ class Query:
     entities: list[str] = field(default_factory=list)  # subject words: places, organisations, people
     keywords: list[str] = field(default_factory=list)  # the question's words without overlaps: for answers
     context_keywords: list[str] = field(default_factory=list)
+    kind: Kind = field(default_factory=lambda: Kind("other"))  # what the question asks for
 
     @property
     def terms(self) -> list[str]:
@@ -76,8 +102,10 @@ def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -
         context = [w for w in words(last) if w not in focus]
         carried = [e for e in subject_words(last) if e not in entities]
         carried_keywords = [w for w in keywords(last) if w not in own]
-        return Query(f"{last} {question}", focus, context, entities + carried, own, carried_keywords)
-    return Query(text=question, focus=focus, entities=entities, keywords=own)
+        return Query(
+            f"{last} {question}", focus, context, entities + carried, own, carried_keywords, question_kind(question)
+        )
+    return Query(text=question, focus=focus, entities=entities, keywords=own, kind=question_kind(question))
 
 
 def with_place_stems(query: Query, vocabulary: Mapping[str, float]) -> Query:
@@ -119,7 +147,7 @@ def _contained(entity: str, text: str) -> bool:
 def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:
     """One query per subject when the question names several that no single document holds together
     (a comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own."""
-    if len(query.entities) < 2:
+    if len(query.entities) < 2 or not _COMPARISON.search(normalize(query.text)):
         return [query]
 
     if any(all(holds(t, e) for e in query.entities) for t in doc_text.values()):
@@ -148,14 +176,16 @@ class FusionWeights:
     dense: float = 1.0
     subject: float = 1.5  # cost of a document that lacks every subject word, in standard deviations
     pool: int = 50  # candidates per retriever whose scores set the standardisation
+    dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
+    kind: float = 0.5  # bonus for a leading paragraph that holds the kind of answer asked for
 
 
-def _standardise(scores: np.ndarray, pool: int) -> np.ndarray:
+def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
     """z-scores against the top `pool` scores; 0 where the retriever said nothing."""
     if scores.size == 0:
         return scores
     top = np.sort(scores)[::-1][: max(2, pool)]
-    spread = float(top.std())
+    spread = max(float(top.std()), floor)
     if spread < 1e-9:
         return np.zeros_like(scores)
     return (scores - float(top.mean())) / spread
@@ -177,7 +207,7 @@ def fuse(
     if mode != "hybrid":
         raise ValueError(f"unknown fusion mode {mode!r}; use hybrid, bm25 or dense")
     z_lex = _standardise(lexical, w.pool) if lexical.any() else np.zeros_like(dense)
-    z_dense = _standardise(dense, w.pool)
+    z_dense = _standardise(dense, w.pool, w.dense_floor)
     return (w.lexical * z_lex + w.dense * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
 
 
