@@ -179,7 +179,7 @@ class FusionWeights:
     subject: float = 2.0  # cost of a document that lacks every subject word, in standard deviations
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
-    kind: float = 0.5  # bonus for a leading paragraph that holds the kind of answer asked for
+    kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for
 
 
 def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
