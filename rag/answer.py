@@ -150,11 +150,27 @@ def best_window(
     return Evidence(best.rank, passage, best.start, best.end, best.score + bonus, para_coverage)
 
 
+def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> tuple[int, int]:
+    """The window grown by whole clauses around it, the next one first, while it stays within limit:
+    a clause alone often drops the figure's neighbour or the name the answer turns on."""
+    spans = clauses(text)
+    while True:
+        after = next(((a, b) for a, b in spans if a >= end), None)
+        before = next(((a, b) for a, b in reversed(spans) if b <= start), None)
+        if after and after[1] - start <= limit:
+            end = after[1]
+        elif before and end - before[0] <= limit:
+            start = before[0]
+        else:
+            return start, end
+
+
 def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
     text = ev.passage.text
-    body = text[ev.start : ev.end].rstrip("，,、；;：:")
-    sentence_start = next((a for a, b in sentences(text) if a <= ev.start < b), ev.start)
-    prefix = "…" if ev.start > sentence_start else ""
+    start, end = widened(text, ev.start, ev.end)
+    body = text[start:end].rstrip("，,、；;：:")
+    sentence_start = next((a for a, b in sentences(text) if a <= start < b), start)
+    prefix = "…" if start > sentence_start else ""
     if kind.name == "person" and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
         body = f"{ev.passage.speaker}：{body}"
         prefix = ""

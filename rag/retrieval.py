@@ -42,7 +42,9 @@ def question_kind(question: str) -> Kind:
     q = normalize(question)
     if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
         return Kind("date")
-    if re.search(r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q):
+    if re.search(
+        r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q
+    ):
         return Kind("person")
     if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
         m = _UNIT_AFTER.search(q)
@@ -103,7 +105,13 @@ def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -
         carried = [e for e in subject_words(last) if e not in entities]
         carried_keywords = [w for w in keywords(last) if w not in own]
         return Query(
-            f"{last} {question}", focus, context, entities + carried, own, carried_keywords, question_kind(question)
+            f"{last} {question}",
+            focus,
+            context,
+            entities + carried,
+            own,
+            carried_keywords,
+            question_kind(question),
         )
     return Query(text=question, focus=focus, entities=entities, keywords=own, kind=question_kind(question))
 
