@@ -247,9 +247,15 @@ def run_squad(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         f"-{args.fusion}" if args.fusion else ""
     )
     extra.update(index_paragraphs=sum(len(p) for p in data.texts.values()), script=data.script)
-    return build_report(
+    report = build_report(
         name, args.squad, outcomes, settings, answerer=args.answerer or settings.answerer, **extra
     )
+    # The external sets' text stays in ../shared/data: their reports keep ids, ranks and outcomes only.
+    for row in report["questions"]:
+        for key in ("question", "expected", "answer", "history", "top", "cited"):
+            if key in row:
+                row[key] = "" if isinstance(row[key], str) else []
+    return report
 
 
 def finish(args: argparse.Namespace, report: dict[str, Any], out: Callable[[str], None] = print) -> int:
