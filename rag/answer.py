@@ -191,18 +191,7 @@ def _citation(ev: Evidence, n: int) -> Citation:
         if a <= ev.start < b:
             start, end = a, max(b, ev.end)
             break
-    return Citation(
-        n=n,
-        doc=p.doc,
-        paragraph=p.paragraph,
-        text=p.text,
-        quote=p.text[start:end],
-        section=p.section,
-        speaker=p.speaker,
-        score=p.score,
-        quote_start=start,
-        quote_end=end,
-    )
+    return Citation.quoting(n, p, start, end)
 
 
 def compose(

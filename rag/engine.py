@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rag.answer import compose, fits
@@ -38,6 +38,7 @@ class Engine:
         self.settings = settings
         self.index_dir = index_dir
         self.weights = FusionWeights()
+        self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
 
     # ------------------------------------------------------------ opening and building
@@ -107,8 +108,6 @@ class Engine:
             seconds=time.perf_counter() - start,
         )
         return engine
-
-    last_report: BuildReport = BuildReport()
 
     def add(self, paths: Iterable[str | Path], progress: bool | Progress = False) -> BuildReport:
         """Index new or changed files; every other document stays."""
@@ -299,7 +298,3 @@ def _progress(progress: bool | Progress) -> Progress | None:
             b.close()
 
     return update
-
-
-def _callable(x: object) -> Callable[..., object] | None:
-    return x if callable(x) else None

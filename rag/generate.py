@@ -278,15 +278,4 @@ def _citation(n: int, p: Passage, claims: list[str]) -> Citation:
         if score > best_score:
             best, best_score = (start, end), score
     start, end = best
-    return Citation(
-        n=n,
-        doc=p.doc,
-        paragraph=p.paragraph,
-        text=p.text,
-        quote=p.text[start:end],
-        section=p.section,
-        speaker=p.speaker,
-        score=p.score,
-        quote_start=start,
-        quote_end=end,
-    )
+    return Citation.quoting(n, p, start, end)

@@ -47,6 +47,22 @@ class Citation:
     quote_start: int = 0  # offsets of quote inside text, for highlighting
     quote_end: int = 0
 
+    @classmethod
+    def quoting(cls, n: int, passage: Passage, start: int, end: int) -> Citation:
+        """Cite a retrieved passage, quoting passage.text[start:end]."""
+        return cls(
+            n=n,
+            doc=passage.doc,
+            paragraph=passage.paragraph,
+            text=passage.text,
+            quote=passage.text[start:end],
+            section=passage.section,
+            speaker=passage.speaker,
+            score=passage.score,
+            quote_start=start,
+            quote_end=end,
+        )
+
 
 @dataclass(frozen=True)
 class Answer:
