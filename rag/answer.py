@@ -119,6 +119,8 @@ def best_window(
     best: Evidence | None = None
     for s_start, s_end in sentences(text):
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
+        # a journalist's question is not an answer
+        asking = not asks_about_questions and text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
         for i in range(len(spans)):
             for j in range(i, min(len(spans), i + 4)):
@@ -135,8 +137,8 @@ def best_window(
                     - 0.15 * (j - i)
                     - 0.4 * rank
                 )
-                if not asks_about_questions and ("?" in window or "？" in window):
-                    score -= 1.5  # a journalist's question is not an answer
+                if asking:
+                    score -= 1.5
                 if kind.name != "person":
                     score += _kind_bonus(kind, window)
                 if best is None or score > best.score:

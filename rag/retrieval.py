@@ -46,7 +46,9 @@ def question_kind(question: str) -> Kind:
         r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q
     ):
         return Kind("person")
-    if re.search(r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q):
+    if re.search(
+        r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q
+    ) and not re.search(r"哪几|有几种|几方面|几个方面", q):
         m = _UNIT_AFTER.search(q)
         unit = m.group(1) if m else ""
         return Kind("number", "" if unit == "个" else unit[:2])
