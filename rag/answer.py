@@ -117,10 +117,13 @@ def best_window(
     own_total = sum(w(t) for t in own) or 1.0
     extra_total = sum(w(t) for t in extra)
     best: Evidence | None = None
+    # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
+    # unless the user asks who asked.
+    journalist = normalize(passage.speaker).endswith("记者")
     for s_start, s_end in sentences(text):
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
-        # a journalist's question is not an answer
-        asking = not asks_about_questions and text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
+        asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
+        asking_cost = (-1.0 if asks_about_questions else 1.5) if asking else 0.0
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
         for i in range(len(spans)):
             for j in range(i, min(len(spans), i + 4)):
@@ -137,8 +140,7 @@ def best_window(
                     - 0.15 * (j - i)
                     - 0.4 * rank
                 )
-                if asking:
-                    score -= 1.5
+                score -= asking_cost
                 if kind.name != "person":
                     score += _kind_bonus(kind, window)
                 if best is None or score > best.score:
