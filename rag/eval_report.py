@@ -222,7 +222,7 @@ def bench_markdown(results: Mapping[str, Any], chart: str = "") -> str:
         "## Build speed",
         "",
         f"{b['paragraphs']} CMRC paragraphs ({b['chars']} characters), vector cache off. The floor is the raw "
-        "embedder encoding the same windows, once before and once after the build (mean of the two).",
+        "embedder encoding the same windows 32 at a time, once before and once after the build (mean of the two).",
         "",
         "| raw embed s | build s | raw chars/s | build chars/s | build / raw |",
         "|---:|---:|---:|---:|---:|",
