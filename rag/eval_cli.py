@@ -250,7 +250,11 @@ def run_squad(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     report = build_report(
         name, args.squad, outcomes, settings, answerer=args.answerer or settings.answerer, **extra
     )
-    # The external sets' text stays in ../shared/data: their reports keep ids, ranks and outcomes only.
+    return without_text(report)
+
+
+def without_text(report: dict[str, Any]) -> dict[str, Any]:
+    """The external sets' text stays in the shared data folder: their reports keep ids, ranks and outcomes."""
     for row in report["questions"]:
         for key in ("question", "expected", "answer", "history", "top", "cited"):
             if key in row:
