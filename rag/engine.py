@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from rag.answer import compose, fits
 from rag.config import Settings
 from rag.documents import find_documents, read_document, sha256_of
@@ -51,8 +53,7 @@ class Engine:
         embedder: Embedder | None = None,
     ) -> Engine:
         """Load an index built earlier; refuses one built with another embedder."""
-        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
+        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
         store = Store.open(index_dir, expect_embedder=embedder.id)
         return cls(store, embedder, settings, Path(index_dir))
 
@@ -66,8 +67,7 @@ class Engine:
         embedder: Embedder | None = None,
     ) -> Engine:
         """Make the index hold exactly the documents under paths: embeds only new or changed ones."""
-        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
+        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
         try:
             store = Store.open(index_dir, expect_embedder=embedder.id)
         except IndexMissingError:
@@ -86,8 +86,7 @@ class Engine:
         embedder: Embedder | None = None,
     ) -> Engine:
         """An index over in-memory documents, each a list of paragraph texts (benchmarks, tests)."""
-        settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-        embedder = embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
+        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
         changes = {}
         for name, texts in documents.items():
             paragraphs, pos = [], 0
@@ -192,10 +191,14 @@ class Engine:
         if not store.rows:
             return []
         mode = self.settings.fusion
-        lexical = store.bm25_scores(query.terms) if mode != "dense" else None
-        dense = store.dense_scores(self.embedder.embed_query(_dense_text(query)), self.settings.candidates)
-        if lexical is None:
-            lexical = dense * 0
+        zeros = np.zeros(len(store.rows), dtype=np.float32)
+        lexical = store.bm25_scores(query.terms) if mode != "dense" else zeros
+        # BM25-only mode never looks at the dense side: do not embed the question for it.
+        dense = (
+            store.dense_scores(self.embedder.embed_query(_dense_text(query)), self.settings.candidates)
+            if mode != "bm25"
+            else zeros
+        )
         docs = [row.paragraph.doc for row in store.rows]
         subject = subject_coverage(query.entities, store.doc_text, docs)
         fused = fuse(dense, lexical, subject, mode, self.weights)
@@ -298,3 +301,11 @@ def _progress(progress: bool | Progress) -> Progress | None:
             b.close()
 
     return update
+
+
+def _settings_and_embedder(
+    index_dir: str | Path, settings: Settings | None, embedder: Embedder | None
+) -> tuple[Settings, Embedder]:
+    """The settings for an index folder and its embedder (loaded once per process unless given)."""
+    settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
+    return settings, embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
