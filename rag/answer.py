@@ -21,7 +21,8 @@ MAX_ANSWER_CHARS = 80
 _NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
 _QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DATE = re.compile(
-    r"\d{4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|世纪|年代|朝|时期|期间"
+    r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|[甲乙丙丁戊己庚辛壬癸][子丑寅卯辰巳午未申酉戌亥]"
+    r"|世纪|年代|年间|朝|时期|期间|[^\s，。]{1,3}纪"
 )
 
 
@@ -109,8 +110,14 @@ def best_window(
         return None
     para_coverage = coverage(query, whole, weight, query.entities)
 
+    spans_of = sentences(text)
+    # A word in every sentence (the article's subject) tells sentences apart less than one in a single
+    # sentence: discount each word by how many of this paragraph's sentences hold it.
+    spread = {t: max(1, sum(1 for a, b in spans_of if t in norm[a:b])) for t in query.keywords}
+
     def w(t: str) -> float:
-        return weight(t) * (0.3 if any(t in e for e in query.entities) else 1.0)
+        local = spread.get(t, 1) ** -0.5
+        return weight(t) * local * (0.3 if any(t in e for e in query.entities) else 1.0)
 
     own = query.keywords
     extra = query.context_keywords
@@ -120,7 +127,7 @@ def best_window(
     # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
     # unless the user asks who asked.
     journalist = normalize(passage.speaker).endswith("记者")
-    for s_start, s_end in sentences(text):
+    for s_start, s_end in spans_of:
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
         asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
         asking_cost = (-1.0 if asks_about_questions else 1.5) if asking else 0.0
@@ -155,18 +162,23 @@ def best_window(
 
 
 def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> tuple[int, int]:
-    """The window grown by whole clauses around it, the next one first, while it stays within limit:
-    a clause alone often drops the figure's neighbour or the name the answer turns on."""
+    """The window grown by whole clauses on either side in turn, the one before first, while it stays
+    within limit: the clause that matches the question often sits next to the one that answers it
+    (由于…，X被鉴定为危桥 / X位于…)."""
     spans = clauses(text)
+    take_before = True
     while True:
         after = next(((a, b) for a, b in spans if a >= end), None)
         before = next(((a, b) for a, b in reversed(spans) if b <= start), None)
-        if after and after[1] - start <= limit:
-            end = after[1]
-        elif before and end - before[0] <= limit:
+        can_after = after is not None and after[1] - start <= limit
+        can_before = before is not None and end - before[0] <= limit
+        if before is not None and can_before and (take_before or not can_after):
             start = before[0]
+        elif after is not None and can_after:
+            end = after[1]
         else:
             return start, end
+        take_before = not take_before
 
 
 def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.text import STOP_WORDS, keywords, normalize, words
 
+_COMMON = 500  # jieba dictionary frequency from which a word is too common to name one subject
 _ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
 _PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
 _COMPARISON = re.compile(r"和|与|及|跟|、|同|分别|各|哪个|比较|相比|对比|两")
@@ -80,7 +81,7 @@ def subject_words(text: str) -> list[str]:
         if len(token) < 2 or token in STOP_WORDS:
             continue
         # Common words (城市, 地区, 小区) end like places but name no one place: the dictionary knows them well.
-        if (tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token)) and freq.get(token, 0) < 500:
+        if (tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token)) and freq.get(token, 0) < _COMMON:
             found.append(token)
     return list(dict.fromkeys(found))
 
@@ -126,6 +127,7 @@ def with_place_stems(query: Query, vocabulary: Mapping[str, float]) -> Query:
         if len(w) >= 2
         and w not in query.entities
         and not any(w in e for e in query.entities)
+        and jieba.dt.FREQ.get(w, 0) < _COMMON  # 管理 + 局 is a word, but 管理 names no place
         and any(w + suffix in vocabulary for suffix in "县市省区镇乡村州")
     ]
     if not extra:
@@ -151,7 +153,13 @@ def holds(doc_text: str, entity: str) -> bool:
 
 def _contained(entity: str, text: str) -> bool:
     stem = entity[:-1] if len(entity) >= 3 and _PLACE_SUFFIX.match(entity) else ""
-    return bool(stem) and stem in text
+    if stem and stem in text:
+        return True
+    # A longer word jieba's dictionary does not know is its own guess at a word boundary (宋将名 out of
+    # 宋将名为): any two of its characters in a row stand for it.
+    if len(entity) >= 3 and entity not in jieba.dt.FREQ:
+        return any(entity[i : i + 2] in text for i in range(len(entity) - 1))
+    return False
 
 
 def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:

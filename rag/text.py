@@ -263,8 +263,52 @@ _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _FULLWIDTH[0x3000] = 0x20
 
 
+# Words that only shape a question ("哪一种", "文中提及"): never evidence, so never matched against a text.
+QUESTION_WORDS = frozenset(
+    [
+        "哪一",
+        "哪一个",
+        "哪一种",
+        "哪一位",
+        "哪一类",
+        "哪一座",
+        "哪一部",
+        "哪一项",
+        "哪一条",
+        "哪种",
+        "哪类",
+        "哪位",
+        "哪部",
+        "哪座",
+        "哪条",
+        "哪所",
+        "哪支",
+        "哪本",
+        "哪首",
+        "哪场",
+        "哪方面",
+        "一种",
+        "甚么",
+        "何处",
+        "何种",
+        "何人",
+        "何者",
+        "东西",
+        "文中",
+        "提及",
+        "本文",
+        "文章",
+        "得知",
+    ]
+)
+
+
 def is_content_word(word: str) -> bool:
     return bool(word.strip()) and word not in STOP_WORDS and not _PUNCT_RE.match(word)
+
+
+def _question_word(word: str) -> bool:
+    return is_content_word(word) and word not in QUESTION_WORDS
 
 
 @lru_cache(maxsize=4096)
@@ -279,12 +323,12 @@ def _cut_precise(text: str) -> tuple[str, ...]:
 
 def words(text: str) -> list[str]:
     """Content words of a text in matching form (jieba search mode over the Simplified text): for BM25."""
-    return [w for w in _cut(normalize(text)) if is_content_word(w)]
+    return [w for w in _cut(normalize(text)) if _question_word(w)]
 
 
 def keywords(text: str) -> list[str]:
     """Content words without overlaps (jieba precise mode): for weighing how much of a question a text holds."""
-    return list(dict.fromkeys(w for w in _cut_precise(normalize(text)) if is_content_word(w)))
+    return list(dict.fromkeys(w for w in _cut_precise(normalize(text)) if _question_word(w)))
 
 
 def tokens_for_index(text: str) -> list[str]:
