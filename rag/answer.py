@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jieba.posseg as pseg
 
@@ -17,6 +17,10 @@ from rag.types import Answer, Citation, Passage
 
 NOT_FOUND = {HANS: "文档中没有找到这个问题的答案。", "hant": "文件中沒有找到這個問題的答案。"}
 MAX_ANSWER_CHARS = 80
+# A second sentence of the same passage that scores within RUNNER_GAP of the best is given too, each part
+# then at most PART_CHARS: when two sentences answer about equally well, showing both beats guessing.
+RUNNER_GAP = 1.0
+PART_CHARS = 70
 
 _NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
 _QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -75,11 +79,14 @@ def coverage(query: Query, text: str, weight: Callable[[str], float], covered: S
     """Weighted share of the question's own words that a text holds; words in `covered` count as held.
 
     A longer word missing whole earns half the share of its character pairs that the text holds
-    (农村居民 against 城乡居民).
+    (农村居民 against 城乡居民). Figures are left out: they are checked on their own, and a year that
+    matches says nothing about whether the rest of the question does.
     """
     total = 0.0
     held = 0.0
     for t in query.keywords:
+        if _QUESTION_NUMBER.fullmatch(t):
+            continue
         w = weight(t)
         total += w
         if t in text or any(t in c for c in covered):
@@ -87,18 +94,19 @@ def coverage(query: Query, text: str, weight: Callable[[str], float], covered: S
         elif len(t) >= 3:
             pairs = [t[i : i + 2] for i in range(len(t) - 1)]
             held += 0.5 * w * sum(1 for b in pairs if b in text) / len(pairs)
-    return held / total if total else 0.0
+    return held / total if total else 1.0
 
 
-def best_window(
+def windows(
     passage: Passage,
     rank: int,
     query: Query,
     kind: Kind,
     weight: Callable[[str], float],
     asks_about_questions: bool = False,
-) -> Evidence | None:
-    """The best clause window of one passage: question words weighted by rarity, plus answer-type fit.
+) -> list[Evidence]:
+    """The best clause window of each sentence of one passage, best first: question words weighted by
+    rarity, plus answer-type fit. Empty when the passage names a figure of the question it lacks.
 
     Subject words (places, names) are held by the whole document, so they weigh little inside it.
     """
@@ -107,7 +115,7 @@ def best_window(
     whole = normalize(f"{passage.section} {passage.speaker} ") + norm
     numbers = _QUESTION_NUMBER.findall(normalize(query.text))
     if any(n not in norm for n in numbers):  # the question names a year or figure this paragraph lacks
-        return None
+        return []
     para_coverage = coverage(query, whole, weight, query.entities)
 
     spans_of = sentences(text)
@@ -123,11 +131,12 @@ def best_window(
     extra = query.context_keywords
     own_total = sum(w(t) for t in own) or 1.0
     extra_total = sum(w(t) for t in extra)
-    best: Evidence | None = None
+    found: list[Evidence] = []
     # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
     # unless the user asks who asked.
     journalist = normalize(passage.speaker).endswith("记者")
     for s_start, s_end in spans_of:
+        best: Evidence | None = None
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
         asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
         asking_cost = (-1.0 if asks_about_questions else 1.5) if asking else 0.0
@@ -152,13 +161,33 @@ def best_window(
                     score += _kind_bonus(kind, window)
                 if best is None or score > best.score:
                     best = Evidence(rank, passage, start, end, score, para_coverage)
-    if best is None or kind.name != "person":
-        return best
-    # Names are looked for in the chosen window only (POS tagging every window would cost too much).
-    bonus = _kind_bonus(kind, normalize(text[best.start : best.end]))
-    if bonus == 0.0 and passage.speaker and _has_person(normalize(passage.speaker)):
-        bonus = 1.0
-    return Evidence(best.rank, passage, best.start, best.end, best.score + bonus, para_coverage)
+        if best is not None:
+            found.append(best)
+    found.sort(key=lambda e: -e.score)
+    if kind.name != "person":
+        return found
+    # Names are looked for in the leading windows only (POS tagging every window would cost too much).
+    speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
+    lead = []
+    for ev in found[:2]:
+        bonus = _kind_bonus(kind, normalize(text[ev.start : ev.end]))
+        if bonus == 0.0 and speaker_named:
+            bonus = 1.0
+        lead.append(replace(ev, score=ev.score + bonus))
+    return sorted(lead, key=lambda e: -e.score) + found[2:]
+
+
+def best_window(
+    passage: Passage,
+    rank: int,
+    query: Query,
+    kind: Kind,
+    weight: Callable[[str], float],
+    asks_about_questions: bool = False,
+) -> Evidence | None:
+    """The best clause window of one passage (see windows)."""
+    found = windows(passage, rank, query, kind, weight, asks_about_questions)
+    return found[0] if found else None
 
 
 def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> tuple[int, int]:
@@ -181,9 +210,9 @@ def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> t
         take_before = not take_before
 
 
-def _answer_text(ev: Evidence, kind: Kind, script: str, n: int) -> str:
+def _answer_text(ev: Evidence, kind: Kind, script: str, n: int, limit: int = MAX_ANSWER_CHARS) -> str:
     text = ev.passage.text
-    start, end = widened(text, ev.start, ev.end)
+    start, end = widened(text, ev.start, ev.end, limit)
     body = text[start:end].rstrip("，,、；;：:")
     sentence_start = next((a for a, b in sentences(text) if a <= start < b), start)
     prefix = "…" if start > sentence_start else ""
@@ -216,7 +245,8 @@ def compose(
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
     depth: int = 3,
-    min_coverage: float = 0.5,
+    min_coverage: float = 0.4,
+    strict_coverage: float = 0.5,
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 
@@ -241,18 +271,30 @@ def compose(
     )
     chosen: list[Evidence] = []
     missing: list[str] = []
+    runner: Evidence | None = None
     for query, passages in parts:
-        candidates = [
-            ev
-            for rank, p in enumerate(passages[:depth])
-            if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
-            for ev in [best_window(p, rank, query, kind, weight, asks_about_questions)]
-            if ev is not None
-        ]
-        ev = max(candidates, key=lambda e: e.score) if candidates else None
+        per_passage: list[list[Evidence]] = []
+        passed_over = depth  # rank of the first passage passed over for naming another subject or figure
+        for rank, p in enumerate(passages[:depth]):
+            found = (
+                windows(p, rank, query, kind, weight, asks_about_questions)
+                if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
+                else []
+            )
+            if found:
+                per_passage.append(found)
+            else:
+                passed_over = min(passed_over, rank)
+        lead = max(per_passage, key=lambda f: f[0].score) if per_passage else []
+        ev = lead[0] if lead else None
+        if len(parts) == 1 and len(lead) > 1 and lead[1].score >= lead[0].score - RUNNER_GAP:
+            runner = lead[1]
+        # What the question asks about stands, better ranked, beside another subject or figure (the
+        # other county's fact): a passage about the right subject must then match the question well.
+        needed = strict_coverage if ev is not None and passed_over < ev.rank else min_coverage
         if (
             ev is None
-            or ev.coverage < min_coverage
+            or ev.coverage < needed
             or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0
         ):
             missing.extend(query.entities[:1])
@@ -265,14 +307,20 @@ def compose(
     if not chosen:
         return refusal
 
+    limit = MAX_ANSWER_CHARS
+    if runner is not None and len(chosen) == 1:
+        # Two sentences of the passage answer about equally well: give both, in reading order, each shorter.
+        chosen = sorted([chosen[0], runner], key=lambda e: e.start)
+        limit = PART_CHARS
     citations: list[Citation] = []
     texts: list[str] = []
     for ev in chosen:
-        key = (ev.passage.doc, ev.passage.paragraph)
-        n = next((c.n for c in citations if (c.doc, c.paragraph) == key), len(citations) + 1)
+        c = _citation(ev, len(citations) + 1)
+        key = (c.doc, c.paragraph, c.quote)
+        n = next((x.n for x in citations if (x.doc, x.paragraph, x.quote) == key), len(citations) + 1)
         if n == len(citations) + 1:
-            citations.append(_citation(ev, n))
-        texts.append(_answer_text(ev, kind, script, n))
+            citations.append(c)
+        texts.append(_answer_text(ev, kind, script, n, limit))
     texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
     return Answer(
         question=question,

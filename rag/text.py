@@ -321,14 +321,25 @@ def _cut_precise(text: str) -> tuple[str, ...]:
     return tuple(jieba.cut(text))
 
 
+# Interrogatives split off before segmenting, so they cannot glue onto a neighbour (一个多大规模 →
+# 一个多 / 大规模 instead of 规模).
+_INTERROGATIVE = re.compile(
+    r"多大|多少|多长|多高|多久|多远|多重|多深|什么|哪些|哪里|哪儿|哪个|哪一|几个|几家|几种|谁"
+)
+
+
+def _question_text(text: str) -> str:
+    return _INTERROGATIVE.sub("，", normalize(text))
+
+
 def words(text: str) -> list[str]:
-    """Content words of a text in matching form (jieba search mode over the Simplified text): for BM25."""
+    """Content words of a question in matching form (jieba search mode over the Simplified text): for BM25."""
     return [w for w in _cut(normalize(text)) if _question_word(w)]
 
 
 def keywords(text: str) -> list[str]:
     """Content words without overlaps (jieba precise mode): for weighing how much of a question a text holds."""
-    return list(dict.fromkeys(w for w in _cut_precise(normalize(text)) if _question_word(w)))
+    return list(dict.fromkeys(w for w in _cut_precise(_question_text(text)) if _question_word(w)))
 
 
 def tokens_for_index(text: str) -> list[str]:

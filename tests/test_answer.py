@@ -1,0 +1,59 @@
+"""Pure logic of the extractive answerer: windows, widening, coverage, runner-up parts, refusals."""
+
+from rag.answer import compose, coverage, widened, windows
+from rag.retrieval import Kind, analyse
+from rag.text import keywords
+from rag.types import Passage
+
+
+def weight(word: str) -> float:
+    return 1.0
+
+
+def test_interrogatives_do_not_glue_onto_their_neighbours():
+    assert "规模" in keywords("左权要建一个多大规模的综合能源基地?")
+    assert not {"一个多", "大规模"} & set(keywords("左权要建一个多大规模的综合能源基地?"))
+
+
+def test_widening_takes_clauses_on_both_sides_before_first():
+    text = "甲甲甲甲，乙乙乙乙，丙丙丙丙，丁丁丁丁。"
+    start = text.index("丙")
+    assert widened(text, start, start + 5, limit=10) == (text.index("乙"), start + 5)
+    assert widened(text, start, start + 5, limit=15) == (text.index("乙"), len(text))
+
+
+def test_coverage_leaves_figures_to_their_own_check():
+    query = analyse("2025年的生产总值是多少?")
+    assert coverage(query, "2025年粮食产量增长", weight) == 0.0  # the year alone is no match
+    assert coverage(analyse("那2025年呢?"), "其他内容", weight) == 1.0  # nothing but a figure to match
+
+
+def test_a_word_in_every_sentence_weighs_less_than_one_in_a_single_sentence():
+    text = "黑鱼分布于南海。黑鱼体长可达20公分。黑鱼以藻类为食。"
+    found = windows(Passage("a.txt", 1, text, 1.0), 0, analyse("黑鱼的体长是多少?"), Kind("number"), weight)
+    assert "体长" in text[found[0].start : found[0].end]
+
+
+def test_two_sentences_that_answer_about_equally_well_are_both_given_and_cited():
+    text = "该站位于江南区。该站于2001年启用。站房位于广场东侧。"
+    answer = compose(
+        "车站位于哪里?", [(analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)])], weight, {}
+    )
+    assert answer.found and len(answer.citations) == 2
+    assert answer.text.index("江南区") < answer.text.index("广场东侧")  # in reading order
+    assert {c.quote for c in answer.citations} == {"该站位于江南区。", "站房位于广场东侧。"}
+
+
+def test_a_weak_match_is_refused_when_a_better_one_names_another_subject():
+    question = "平遥县的不见面审批系统梳理了多少个事项?"
+    other = Passage("太谷.txt", 3, "不见面审批系统梳理了300个事项。", 5.0)
+    weak = Passage("平遥.txt", 7, "平遥县系统梳理红色文化资源,建成6个景区。", 2.0)
+    docs = {
+        "太谷.txt": "太谷县 不见面审批系统梳理了300个事项。",
+        "平遥.txt": "平遥县系统梳理红色文化资源,建成6个景区。",
+    }
+    query = analyse(question)
+    assert "平遥县" in query.entities
+    assert not compose(question, [(query, [other, weak])], weight, docs).found
+    # the same weak passage alone, with nothing better about another subject, passes the lower bar
+    assert compose(question, [(query, [weak])], weight, docs).found
