@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import jieba.posseg as pseg
 
-from rag.retrieval import Kind, Query, holds, question_kind
+from rag.retrieval import Kind, Query, asks_who_answered, asks_who_asked, holds, is_questioner, question_kind
 from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -112,7 +112,7 @@ def windows(
     """
     text = passage.text
     norm = normalize(text)
-    whole = normalize(f"{passage.section} {passage.speaker} ") + norm
+    whole = normalize(f"{passage.section} {passage.speaker} {passage.replies_to} ") + norm
     numbers = _QUESTION_NUMBER.findall(normalize(query.text))
     if any(n not in norm for n in numbers):  # the question names a year or figure this paragraph lacks
         return []
@@ -134,7 +134,7 @@ def windows(
     found: list[Evidence] = []
     # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
     # unless the user asks who asked.
-    journalist = normalize(passage.speaker).endswith("记者")
+    journalist = is_questioner(passage.speaker)
     for s_start, s_end in spans_of:
         best: Evidence | None = None
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
@@ -210,13 +210,20 @@ def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> t
         take_before = not take_before
 
 
-def _answer_text(ev: Evidence, kind: Kind, script: str, n: int, limit: int = MAX_ANSWER_CHARS) -> str:
+def _answer_text(
+    ev: Evidence, kind: Kind, script: str, n: int, limit: int = MAX_ANSWER_CHARS, label: bool = True
+) -> str:
     text = ev.passage.text
     start, end = widened(text, ev.start, ev.end, limit)
     body = text[start:end].rstrip("，,、；;：:")
     sentence_start = next((a for a, b in sentences(text) if a <= start < b), start)
     prefix = "…" if start > sentence_start else ""
-    if kind.name == "person" and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
+    if (
+        label
+        and kind.name == "person"
+        and ev.passage.speaker
+        and not _names_speaker(body, ev.passage.speaker)
+    ):
         body = f"{ev.passage.speaker}：{body}"
         prefix = ""
     if script_of(text) != script:
@@ -266,9 +273,7 @@ def compose(
         passages=list(shown.values()),
         standalone_question=standalone,
     )
-    asks_about_questions = bool(
-        re.search(r"(谁|哪家|哪个|哪位|什么).{0,8}(问|提问)|问了|提问了", normalize(question))
-    )
+    asks_about_questions = asks_who_asked(question) and not asks_who_answered(question)
     chosen: list[Evidence] = []
     missing: list[str] = []
     runner: Evidence | None = None
@@ -320,7 +325,9 @@ def compose(
         n = next((x.n for x in citations if (x.doc, x.paragraph, x.quote) == key), len(citations) + 1)
         if n == len(citations) + 1:
             citations.append(c)
-        texts.append(_answer_text(ev, kind, script, n, limit))
+        # a second part of the same passage does not repeat the speaker's label
+        same = any(c is not ev and c.passage is ev.passage and c.start < ev.start for c in chosen)
+        texts.append(_answer_text(ev, kind, script, n, limit, label=not same))
     texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
     return Answer(
         question=question,

@@ -18,7 +18,10 @@ from rag.retrieval import (
     FusionWeights,
     Query,
     analyse,
+    asks_who_answered,
+    asks_who_asked,
     fuse,
+    is_questioner,
     split_subjects,
     subject_coverage,
     top_rows,
@@ -208,6 +211,7 @@ class Engine:
             for i in top_rows(fused, 10):
                 if fits(query.kind, normalize(store.rows[i].paragraph.text)):
                     fused[i] += self.weights.kind
+        replies = self._press_conference_turns(query.text, fused) if mode == "hybrid" else {}
         out = []
         for i in top_rows(fused, k):
             p = store.rows[i].paragraph
@@ -221,9 +225,40 @@ class Engine:
                     p.speaker,
                     float(dense[i]),
                     float(lexical[i]),
+                    replies.get(i, ""),
                 )
             )
         return out
+
+    def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
+        """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among
+        the leading candidates; …的提问是谁回答的 ranks first the reply that follows the best-matching
+        journalist's turn (the reply rarely repeats the question's words)."""
+        rows = self.store.rows
+        who_answered = asks_who_answered(question)
+        if not who_answered and not asks_who_asked(question):
+            return {}
+        for i in top_rows(fused, 10):
+            if not is_questioner(rows[i].paragraph.speaker):
+                continue
+            if not who_answered:
+                fused[i] += self.weights.kind
+                continue
+            p = rows[i].paragraph
+            reply = self._row_at.get((p.doc, p.paragraph + 1))
+            if reply is not None and not is_questioner(rows[reply].paragraph.speaker):
+                fused[reply] = float(fused.max()) + self.weights.kind
+                return {reply: p.text}
+            return {}
+        return {}
+
+    @property
+    def _row_at(self) -> dict[tuple[str, int], int]:
+        store = self.store
+        if getattr(self, "_row_index_of", None) is not store:
+            self._row_index = {(r.paragraph.doc, r.paragraph.paragraph): i for i, r in enumerate(store.rows)}
+            self._row_index_of = store
+        return self._row_index
 
     def _analyse(self, question: str, history: History | None) -> Query:
         return with_place_stems(analyse(question, history), self.store.idf)

@@ -56,6 +56,27 @@ def question_kind(question: str) -> Kind:
     return Kind("other")
 
 
+_ASKS_WHO_ASKED = re.compile(r"(谁|哪家|哪个|哪位|什么).{0,8}(问|提问)|问了|提问了")
+_ASKS_WHO_ANSWERED = re.compile(
+    r"(谁|哪位|什么人).{0,4}(回答|答复|解答)|(回答|答复|解答)的?是谁|由谁(回答|答复|解答)"
+)
+
+
+def asks_who_asked(question: str) -> bool:
+    """A question about a press conference's questioner (哪家媒体问了…)."""
+    return bool(_ASKS_WHO_ASKED.search(normalize(question)))
+
+
+def asks_who_answered(question: str) -> bool:
+    """A question about who replied to a question at a press conference (…的提问是谁回答的)."""
+    return bool(_ASKS_WHO_ANSWERED.search(normalize(question)))
+
+
+def is_questioner(speaker: str) -> bool:
+    """A journalist's turn at a press conference (记者, 山西农民报记者)."""
+    return normalize(speaker).endswith("记者")
+
+
 @dataclass(frozen=True)
 class Query:
     """A question as the retriever and the answerer see it."""
@@ -194,7 +215,7 @@ class FusionWeights:
     # dense z-scores count a fifth of BM25's (on the seeds dense alone reaches hit@1 0.59, BM25 0.90).
     lexical: float = 1.0
     dense: float = 0.2
-    subject: float = 2.0  # cost of a document that lacks every subject word, in standard deviations
+    subject: float = 3.0  # cost of a document that lacks every subject word, in standard deviations
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
     kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for

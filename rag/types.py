@@ -30,6 +30,7 @@ class Passage:
     speaker: str = ""
     dense: float = 0.0  # cosine similarity of the best embedded window
     lexical: float = 0.0  # BM25 score
+    replies_to: str = ""  # at a press conference: the journalist's question this turn answers
 
 
 @dataclass(frozen=True)

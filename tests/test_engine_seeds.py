@@ -72,6 +72,23 @@ def test_answers_cite_the_right_paragraph(seeds_engine, question, history, fragm
     assert normalize(fragment) in normalize(cited.quote)
 
 
+@pytest.mark.parametrize(
+    ("question", "name", "evidence"),
+    [
+        # the reply that follows the journalist's question, named by its speaker label
+        ("關於城鄉人居環境的提問是誰回答的?", "李征宇", "我們堅持以人民為中心的發展思想"),
+        # the journalist's own turn
+        ("是哪家媒体问了“不见面审批”的问题?", "山西市场导报", "率先打造了“不見面審批”系統"),
+    ],
+)
+def test_press_conference_turns_answer_who_asked_and_who_replied(seeds_engine, question, name, evidence):
+    answer = seeds_engine.ask(question)
+    assert answer.found and normalize(name) in normalize(answer.text), answer.text
+    cited = answer.citations[0]
+    assert (cited.doc, cited.paragraph) == (ZY, paragraph_of(ZY, evidence))
+    assert normalize(name) in normalize(cited.speaker)
+
+
 def test_a_new_question_in_a_running_chat_stands_alone(seeds_engine):
     history = [{"role": "user", "content": "左权县森林覆盖率是多少?"}]
     answer = seeds_engine.ask("左云县有多少家活性炭企业?", history=history)
