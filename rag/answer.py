@@ -315,8 +315,14 @@ def compose(
     limit = MAX_ANSWER_CHARS
     if runner is not None and len(chosen) == 1:
         # Two sentences of the passage answer about equally well: give both, in reading order, each shorter.
-        chosen = sorted([chosen[0], runner], key=lambda e: e.start)
-        limit = PART_CHARS
+        first, second = sorted([chosen[0], runner], key=lambda e: e.start)
+        text = first.passage.text
+        a = widened(text, first.start, first.end, PART_CHARS)
+        b = widened(text, second.start, second.end, PART_CHARS)
+        if a[1] >= b[0]:  # the two parts meet: one passage span instead of overlapping parts
+            chosen, limit = [replace(first, start=a[0], end=b[1])], b[1] - a[0]
+        else:
+            chosen, limit = [first, second], PART_CHARS
     citations: list[Citation] = []
     texts: list[str] = []
     for ev in chosen:

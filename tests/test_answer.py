@@ -35,13 +35,23 @@ def test_a_word_in_every_sentence_weighs_less_than_one_in_a_single_sentence():
 
 
 def test_two_sentences_that_answer_about_equally_well_are_both_given_and_cited():
-    text = "该站位于江南区。该站于2001年启用。站房位于广场东侧。"
+    middle = "该站于2001年启用，" + "，".join(["设有两个岛式月台与四条股道"] * 12) + "。"
+    text = "该站位于江南区。" + middle + "站房位于广场东侧。"  # the two answers lie far apart
     answer = compose(
         "车站位于哪里?", [(analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)])], weight, {}
     )
     assert answer.found and len(answer.citations) == 2
     assert answer.text.index("江南区") < answer.text.index("广场东侧")  # in reading order
     assert {c.quote for c in answer.citations} == {"该站位于江南区。", "站房位于广场东侧。"}
+    assert "股道" not in answer.text  # nothing of what lies between
+
+
+def test_two_answering_sentences_side_by_side_make_one_span():
+    text = "该站位于江南区。该站于2001年启用。站房位于广场东侧。"
+    answer = compose(
+        "车站位于哪里?", [(analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)])], weight, {}
+    )
+    assert answer.text.count("江南区") == 1 and "广场东侧" in answer.text and len(answer.citations) == 1
 
 
 def test_a_weak_match_is_refused_when_a_better_one_names_another_subject():
