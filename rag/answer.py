@@ -11,7 +11,15 @@ from dataclasses import dataclass, replace
 
 import jieba.posseg as pseg
 
-from rag.retrieval import Kind, Query, asks_who_answered, asks_who_asked, holds, is_questioner, question_kind
+from rag.retrieval import (
+    Kind,
+    Query,
+    asks_who_answered,
+    asks_who_asked,
+    holds,
+    is_questioner,
+    question_kind,
+)
 from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -51,10 +59,11 @@ class Evidence:
     passage: Passage
     start: int  # window inside passage.text
     end: int
-    score: float
+    score: float  # ranks the windows of one passage
     coverage: (
         float  # weighted share of the question's words found in the paragraph (or its document's subject)
     )
+    strength: float = 0.0  # ranks passages: the best window's score with the opening's words at full weight
 
 
 def _has_person(text: str) -> bool:
@@ -123,10 +132,55 @@ def windows(
     # sentence: discount each word by how many of this paragraph's sentences hold it.
     spread = {t: max(1, sum(1 for a, b in spans_of if t in norm[a:b])) for t in query.keywords}
 
-    def w(t: str) -> float:
+    # A word the paragraph opens with names what it is about (黄鳍雀鲷为雀鲷科…, 阿马里洛（Amarillo）是…):
+    # like a subject word it tells the paragraph's sentences apart poorly, so it weighs less when choosing a
+    # window inside it — but not when comparing passages, where naming the topic is what counts.
+    head_spans = clauses(text)
+    head = norm[: head_spans[0][1]] if head_spans and len(spans_of) >= 3 else ""
+    topic = {t for t in query.keywords if head and t in head[: len(t) + 4]}
+
+    def plain(t: str) -> float:
         local = spread.get(t, 1) ** -0.5
         return weight(t) * local * (0.3 if any(t in e for e in query.entities) else 1.0)
 
+    def inside(t: str) -> float:
+        return plain(t) * (0.3 if t in topic and not any(t in e for e in query.entities) else 1.0)
+
+    found = _scan(passage, rank, query, kind, inside, para_coverage, asks_about_questions)
+    if not found:
+        return []
+    strength = (
+        _scan(passage, rank, query, kind, plain, para_coverage, asks_about_questions)[0].score
+        if topic
+        else found[0].score
+    )
+    if kind.name == "person":
+        # Names are looked for in the leading windows only (POS tagging every window would cost too much).
+        speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
+        lead = []
+        for ev in found[:2]:
+            bonus = _kind_bonus(kind, normalize(text[ev.start : ev.end]))
+            if bonus == 0.0 and speaker_named:
+                bonus = 1.0
+            lead.append(replace(ev, score=ev.score + bonus))
+        top_bonus = max(e.score for e in lead) - found[0].score
+        found = sorted(lead, key=lambda e: -e.score) + found[2:]
+        strength += max(0.0, top_bonus)
+    return [replace(e, strength=strength) for e in found]
+
+
+def _scan(
+    passage: Passage,
+    rank: int,
+    query: Query,
+    kind: Kind,
+    w: Callable[[str], float],
+    para_coverage: float,
+    asks_about_questions: bool,
+) -> list[Evidence]:
+    """The best clause window of each sentence under the word weights w, best first."""
+    text = passage.text
+    norm = normalize(text)
     own = query.keywords
     extra = query.context_keywords
     own_total = sum(w(t) for t in own) or 1.0
@@ -135,7 +189,7 @@ def windows(
     # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
     # unless the user asks who asked.
     journalist = is_questioner(passage.speaker)
-    for s_start, s_end in spans_of:
+    for s_start, s_end in sentences(text):
         best: Evidence | None = None
         sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
         asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
@@ -164,17 +218,7 @@ def windows(
         if best is not None:
             found.append(best)
     found.sort(key=lambda e: -e.score)
-    if kind.name != "person":
-        return found
-    # Names are looked for in the leading windows only (POS tagging every window would cost too much).
-    speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
-    lead = []
-    for ev in found[:2]:
-        bonus = _kind_bonus(kind, normalize(text[ev.start : ev.end]))
-        if bonus == 0.0 and speaker_named:
-            bonus = 1.0
-        lead.append(replace(ev, score=ev.score + bonus))
-    return sorted(lead, key=lambda e: -e.score) + found[2:]
+    return found
 
 
 def best_window(
@@ -290,7 +334,7 @@ def compose(
                 per_passage.append(found)
             else:
                 passed_over = min(passed_over, rank)
-        lead = max(per_passage, key=lambda f: f[0].score) if per_passage else []
+        lead = max(per_passage, key=lambda f: f[0].strength) if per_passage else []
         ev = lead[0] if lead else None
         if len(parts) == 1 and len(lead) > 1 and lead[1].score >= lead[0].score - RUNNER_GAP:
             runner = lead[1]

@@ -67,3 +67,13 @@ def test_a_weak_match_is_refused_when_a_better_one_names_another_subject():
     assert not compose(question, [(query, [other, weak])], weight, docs).found
     # the same weak passage alone, with nothing better about another subject, passes the lower bar
     assert compose(question, [(query, [weak])], weight, docs).found
+
+
+def test_the_word_a_paragraph_opens_with_does_not_pull_the_window_to_the_opening():
+    text = (
+        "阿马里洛是美国德克萨斯州西北部的一个城市，是波特县县治。面积233.9平方公里。1887年开埠，原名奥奈达。"
+    )
+    query = analyse("阿马里洛的原名是什么?")
+    found = windows(Passage("a.txt", 1, text, 1.0), 0, query, Kind("other"), weight)
+    assert "原名" in text[found[0].start : found[0].end]
+    assert found[0].strength > found[0].score  # between passages the topic word counts in full
