@@ -146,14 +146,9 @@ def windows(
     def inside(t: str) -> float:
         return plain(t) * (0.3 if t in topic and not any(t in e for e in query.entities) else 1.0)
 
-    found = _scan(passage, rank, query, kind, inside, para_coverage, asks_about_questions)
+    found, strength = _scan(passage, rank, query, kind, inside, plain, para_coverage, asks_about_questions)
     if not found:
         return []
-    strength = (
-        _scan(passage, rank, query, kind, plain, para_coverage, asks_about_questions)[0].score
-        if topic
-        else found[0].score
-    )
     if kind.name == "person":
         # Names are looked for in the leading windows only (POS tagging every window would cost too much).
         speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
@@ -175,23 +170,25 @@ def _scan(
     query: Query,
     kind: Kind,
     w: Callable[[str], float],
+    w_passage: Callable[[str], float],
     para_coverage: float,
     asks_about_questions: bool,
-) -> list[Evidence]:
-    """The best clause window of each sentence under the word weights w, best first."""
+) -> tuple[list[Evidence], float]:
+    """The best clause window of each sentence under the word weights w, best first, and the best window
+    score under w_passage (which ranks this passage against others)."""
     text = passage.text
     norm = normalize(text)
     own = query.keywords
     extra = query.context_keywords
-    own_total = sum(w(t) for t in own) or 1.0
-    extra_total = sum(w(t) for t in extra)
     found: list[Evidence] = []
+    strength = float("-inf")
+    totals = [(f, sum(f(t) for t in own) or 1.0, sum(f(t) for t in extra)) for f in (w, w_passage)]
     # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
     # unless the user asks who asked.
     journalist = is_questioner(passage.speaker)
     for s_start, s_end in sentences(text):
         best: Evidence | None = None
-        sentence_own = sum(w(t) for t in _matches(own, norm[s_start:s_end]))
+        sentence_words = _matches(own, norm[s_start:s_end])
         asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
         asking_cost = (-1.0 if asks_about_questions else 1.5) if asking else 0.0
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
@@ -201,37 +198,24 @@ def _scan(
                 if end - start > MAX_ANSWER_CHARS and j > i:
                     break
                 window = norm[start:end]
-                held = sum(w(t) for t in _matches(own, window))
-                carried = sum(w(t) for t in _matches(extra, window))
-                score = (
-                    held / own_total * 4.0
-                    + 0.5 * sentence_own / own_total
-                    + (carried / extra_total if extra_total else 0.0)
-                    - 0.15 * (j - i)
-                    - 0.4 * rank
-                )
-                score -= asking_cost
+                held, carried = _matches(own, window), _matches(extra, window)
+                common = -0.15 * (j - i) - 0.4 * rank - asking_cost
                 if kind.name != "person":
-                    score += _kind_bonus(kind, window)
+                    common += _kind_bonus(kind, window)
+                score, passage_score = (
+                    sum(f(t) for t in held) / own_total * 4.0
+                    + 0.5 * sum(f(t) for t in sentence_words) / own_total
+                    + (sum(f(t) for t in carried) / extra_total if extra_total else 0.0)
+                    + common
+                    for f, own_total, extra_total in totals
+                )
+                strength = max(strength, passage_score)
                 if best is None or score > best.score:
                     best = Evidence(rank, passage, start, end, score, para_coverage)
         if best is not None:
             found.append(best)
     found.sort(key=lambda e: -e.score)
-    return found
-
-
-def best_window(
-    passage: Passage,
-    rank: int,
-    query: Query,
-    kind: Kind,
-    weight: Callable[[str], float],
-    asks_about_questions: bool = False,
-) -> Evidence | None:
-    """The best clause window of one passage (see windows)."""
-    found = windows(passage, rank, query, kind, weight, asks_about_questions)
-    return found[0] if found else None
+    return found, strength
 
 
 def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> tuple[int, int]:
@@ -376,7 +360,7 @@ def compose(
         if n == len(citations) + 1:
             citations.append(c)
         # a second part of the same passage does not repeat the speaker's label
-        same = any(c is not ev and c.passage is ev.passage and c.start < ev.start for c in chosen)
+        same = any(o is not ev and o.passage is ev.passage and o.start < ev.start for o in chosen)
         texts.append(_answer_text(ev, kind, script, n, limit, label=not same))
     texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
     return Answer(

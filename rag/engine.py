@@ -245,20 +245,12 @@ class Engine:
                 fused[i] += self.weights.kind
                 continue
             p = rows[i].paragraph
-            reply = self._row_at.get((p.doc, p.paragraph + 1))
+            reply = self.store.row_of_paragraph.get((p.doc, p.paragraph + 1))
             if reply is not None and not is_questioner(rows[reply].paragraph.speaker):
                 fused[reply] = float(fused.max()) + self.weights.kind
                 return {reply: p.text}
             return {}
         return {}
-
-    @property
-    def _row_at(self) -> dict[tuple[str, int], int]:
-        store = self.store
-        if getattr(self, "_row_index_of", None) is not store:
-            self._row_index = {(r.paragraph.doc, r.paragraph.paragraph): i for i, r in enumerate(store.rows)}
-            self._row_index_of = store
-        return self._row_index
 
     def _analyse(self, question: str, history: History | None) -> Query:
         return with_place_stems(analyse(question, history), self.store.idf)

@@ -105,6 +105,7 @@ class Store:
 
     def _derive(self) -> None:
         self.row_of_pid = {row.pid: i for i, row in enumerate(self.rows)}
+        self.row_of_paragraph = {(r.paragraph.doc, r.paragraph.paragraph): i for i, r in enumerate(self.rows)}
         df: Counter[str] = Counter()
         doc_parts: dict[str, list[str]] = {}
         for row in self.rows:
