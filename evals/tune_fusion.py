@@ -3,7 +3,8 @@
     .venv/bin/python evals/tune_fusion.py --seeds evals/seeds_qa.jsonl --squad ../shared/data/cmrc2018_dev.json \
         --limit 400
 
-Prints hit@1 / hit@5 of each weight setting on each set, so one configuration can be chosen for all.
+Prints hit@1 / hit@5 of each weight setting on each set, so one configuration can be chosen for all;
+then the same for the second stage's weights (the restatement of the question by the leading paragraphs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rag.config import Settings
 from rag.engine import Engine
 from rag.eval_cli import load_items
 from rag.evaluation import QAItem
-from rag.retrieval import FusionWeights, fuse, subject_coverage
+from rag.retrieval import FusionWeights, fuse, restatement, restatement_gain, subject_coverage, top_rows
 from rag.squad import load_squad, spread
 
 
@@ -31,6 +32,8 @@ class Scored:
     lexical: np.ndarray
     subject: np.ndarray
     gold: set[int]
+    lead: list[int]  # the leading rows of the first stage (default weights), which the second stage reorders
+    restated: np.ndarray  # their restatement features
 
 
 def scored(engine: Engine, items: list[QAItem]) -> list[Scored]:
@@ -53,7 +56,11 @@ def scored(engine: Engine, items: list[QAItem]) -> list[Scored]:
         q = engine._analyse(item.question, history)
         dense = store.dense_scores(engine.embedder.embed_query(q.text), 50)
         lexical = store.bm25_scores(q.terms)
-        out.append(Scored(dense, lexical, subject_coverage(q.entities, store.doc_text, docs), gold))
+        subject = subject_coverage(q.entities, store.doc_text, docs)
+        w = engine.weights
+        lead = top_rows(fuse(dense, lexical, subject, "hybrid", w), w.depth)
+        restated = restatement(q.text, [store.rows[i].paragraph.text for i in lead], engine._pair_weight)
+        out.append(Scored(dense, lexical, subject, gold, lead, restated))
     return out
 
 
@@ -64,6 +71,15 @@ def hits(data: list[Scored], mode: str, w: FusionWeights) -> tuple[float, float]
         h1 += int(order[0]) in s.gold
         h5 += bool(s.gold & set(order[:5].tolist()))
     return h1 / len(data), h5 / len(data)
+
+
+def reranked_hit1(data: list[Scored], w: FusionWeights) -> float:
+    hit = 0
+    for s in data:
+        fused = fuse(s.dense, s.lexical, s.subject, "hybrid", w)
+        fused[s.lead] += restatement_gain(s.restated, w)
+        hit += top_rows(fused, 1)[0] in s.gold
+    return hit / len(data)
 
 
 def main() -> None:
@@ -100,7 +116,9 @@ def score_sets(args: argparse.Namespace, settings: Settings) -> dict[str, list[S
 def report(sets: dict[str, list[Scored]]) -> None:
     for mode in ("bm25", "dense"):
         print(mode, {k: hits(v, mode, FusionWeights()) for k, v in sets.items()})
-    grid = itertools.product([1.0], [0.2, 0.35, 0.5, 0.7, 1.0], [1.0, 2.0, 3.0], [20, 50], [0.0, 0.01, 0.02, 0.03])
+    grid = itertools.product(
+        [1.0], [0.2, 0.35, 0.5, 0.7, 1.0], [1.0, 2.0, 3.0], [20, 50], [0.0, 0.01, 0.02, 0.03]
+    )
     rows = []
     for lex, den, subj, pool, floor in grid:
         w = FusionWeights(lexical=lex, dense=den, subject=subj, pool=pool, dense_floor=floor)
@@ -108,6 +126,14 @@ def report(sets: dict[str, list[Scored]]) -> None:
         rows.append((min(h1 for h1, _ in result.values()), w, result))
     for worst, w, result in sorted(rows, key=lambda r: -r[0])[:15]:
         print(f"{worst:.3f}", w, {k: f"{a:.3f}/{b:.3f}" for k, (a, b) in result.items()})
+    print("second stage (hit@1): pairs, sentence_pairs, order")
+    second = []
+    for pairs, sentence_pairs, order in itertools.product([0.0, 2.0, 4.0, 6.0], repeat=3):
+        w = FusionWeights(pairs=pairs, sentence_pairs=sentence_pairs, order=order)
+        result = {k: reranked_hit1(v, w) for k, v in sets.items()}
+        second.append((sum(result.values()), (pairs, sentence_pairs, order), result))
+    for _, weights, result in sorted(second, key=lambda r: -r[0])[:10]:
+        print(weights, {k: f"{v:.3f}" for k, v in result.items()})
 
 
 if __name__ == "__main__":

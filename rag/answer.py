@@ -218,6 +218,25 @@ def _scan(
     return found, strength
 
 
+def _detached_modifier(query: Query, ev: Evidence) -> bool:
+    """Whether the answer gives another quantity than the one asked for: the question names it with a
+    compound (有机作物种植面积), and the answer's window holds the head (作物, inside 农作物) while the
+    modifier (有机) stands only elsewhere in the paragraph."""
+    text = normalize(ev.passage.text)
+    start, end = widened(ev.passage.text, ev.start, ev.end)
+    window = text[start:end]
+    asked = normalize(query.text)
+    ks = query.keywords
+    for a, b in zip(ks, ks[1:], strict=False):
+        if min(len(a), len(b)) < 2 or _QUESTION_NUMBER.search(a + b):
+            continue
+        if any(a in e or b in e for e in query.entities):
+            continue
+        if a + b in asked and a + b not in text and a in text and b in window and a not in window:
+            return True
+    return False
+
+
 def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> tuple[int, int]:
     """The window grown by whole clauses on either side in turn, the one before first, while it stays
     within limit: the clause that matches the question often sits next to the one that answers it
@@ -329,6 +348,7 @@ def compose(
             ev is None
             or ev.coverage < needed
             or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0
+            or (kind.name == "number" and _detached_modifier(query, ev))
         ):
             missing.extend(query.entities[:1])
             continue

@@ -22,6 +22,8 @@ from rag.retrieval import (
     asks_who_asked,
     fuse,
     is_questioner,
+    restatement,
+    restatement_gain,
     split_subjects,
     subject_coverage,
     top_rows,
@@ -211,6 +213,8 @@ class Engine:
             for i in top_rows(fused, 10):
                 if fits(query.kind, normalize(store.rows[i].paragraph.text)):
                     fused[i] += self.weights.kind
+        if mode == "hybrid":
+            self._rerank(query, fused)
         replies = self._press_conference_turns(query.text, fused) if mode == "hybrid" else {}
         out = []
         for i in top_rows(fused, k):
@@ -229,6 +233,12 @@ class Engine:
                 )
             )
         return out
+
+    def _rerank(self, query: Query, fused: np.ndarray) -> None:
+        """Second stage: the leading paragraphs gain how closely they restate the question."""
+        lead = top_rows(fused, self.weights.depth)
+        texts = [self.store.rows[i].paragraph.text for i in lead]
+        fused[lead] += restatement_gain(restatement(query.text, texts, self._pair_weight), self.weights)
 
     def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
         """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among
@@ -304,6 +314,9 @@ class Engine:
 
     def _weight(self, word: str) -> float:
         return self.store.idf.get(word, self.store.default_idf)
+
+    def _pair_weight(self, pair: str) -> float:
+        return self.store.pair_idf.get(pair, self.store.default_idf)
 
 
 def _dense_text(query: Query) -> str:

@@ -10,14 +10,24 @@ document costs it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import jieba
 import jieba.posseg as pseg
 import numpy as np
+from rapidfuzz.distance import LCSseq
 
-from rag.text import STOP_WORDS, keywords, normalize, words
+from rag.text import (
+    STOP_WORDS,
+    char_pairs,
+    keywords,
+    normalize,
+    question_chars,
+    question_pairs,
+    sentences,
+    words,
+)
 
 _COMMON = 500  # jieba dictionary frequency from which a word is too common to name one subject
 _ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
@@ -219,6 +229,12 @@ class FusionWeights:
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
     kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for
+    # Second stage over the leading `depth` paragraphs (evals/tune_fusion.py --rerank, on seeds, CMRC and
+    # DRCD at once): how much of the question the paragraph and its best sentence restate.
+    depth: int = 5
+    pairs: float = 4.0  # weighted share of the question's character pairs the paragraph holds
+    sentence_pairs: float = 4.0  # the same for its best sentence
+    order: float = 4.0  # share of the question's characters its best sentence holds in the same order
 
 
 def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
@@ -250,6 +266,43 @@ def fuse(
     z_lex = _standardise(lexical, w.pool) if lexical.any() else np.zeros_like(dense)
     z_dense = _standardise(dense, w.pool, w.dense_floor)
     return (w.lexical * z_lex + w.dense * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
+
+
+def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str], float]) -> np.ndarray:
+    """How closely each paragraph restates the question: one row per text, three shares in [0, 1] (the
+    question's character pairs the paragraph holds, those its best sentence holds, and the question's
+    characters its best sentence holds in the same order).
+
+    Sibling paragraphs of one article share the question's words; what tells the answering one apart is a
+    sentence that says what the question asks, in the same words and order (由于…，X被鉴定为危桥 for
+    X为何被鉴定为危桥). Character pairs need no segmenter, so they also meet where jieba cut the question and
+    the paragraph differently; rare pairs weigh more (pair_weight: idf over the indexed paragraphs).
+    """
+    out = np.zeros((len(texts), 3), dtype=np.float32)
+    asked = question_pairs(question)
+    total = sum(pair_weight(b) for b in asked)
+    chars = question_chars(question)
+    if not total or not chars:
+        return out
+
+    def share(pairs: set[str]) -> float:
+        return sum(pair_weight(b) for b in asked & pairs) / total
+
+    for row, text in enumerate(texts):
+        norm = normalize(text)
+        parts = [norm[a:b] for a, b in sentences(norm)] or [norm]
+        out[row] = (
+            share(char_pairs(norm)),
+            max(share(char_pairs(p)) for p in parts),
+            max(LCSseq.similarity(chars, p) for p in parts) / len(chars),
+        )
+    return out
+
+
+def restatement_gain(features: np.ndarray, weights: FusionWeights | None = None) -> np.ndarray:
+    """The second stage's addition to each leading paragraph's fused score."""
+    w = weights or FusionWeights()
+    return features @ np.array([w.pairs, w.sentence_pairs, w.order], dtype=np.float32)
 
 
 def top_rows(scores: np.ndarray, k: int) -> list[int]:

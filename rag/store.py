@@ -30,7 +30,7 @@ import numpy as np
 
 from rag.embedding import Embedder
 from rag.errors import EmbedderMismatchError, IndexCorruptError, IndexMissingError
-from rag.text import normalize, sentences, to_simplified, tokens_for_index
+from rag.text import char_pairs, normalize, sentences, to_simplified, tokens_for_index
 from rag.types import DocumentInfo, Paragraph
 
 FORMAT_VERSION = 1
@@ -107,14 +107,18 @@ class Store:
         self.row_of_pid = {row.pid: i for i, row in enumerate(self.rows)}
         self.row_of_paragraph = {(r.paragraph.doc, r.paragraph.paragraph): i for i, r in enumerate(self.rows)}
         df: Counter[str] = Counter()
+        pair_df: Counter[str] = Counter()
         doc_parts: dict[str, list[str]] = {}
         for row in self.rows:
             df.update(set(row.tokens))
             p = row.paragraph
-            doc_parts.setdefault(p.doc, []).append(normalize(f"{p.section} {p.speaker} {p.text}"))
+            text = normalize(f"{p.section} {p.speaker} {p.text}")
+            pair_df.update(char_pairs(text))
+            doc_parts.setdefault(p.doc, []).append(text)
         n = max(1, len(self.rows))
-        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
-        self.default_idf = math.log(1 + (n + 0.5) / 0.5)
+        self.idf = {w: _idf(n, c) for w, c in df.items()}
+        self.pair_idf = {w: _idf(n, c) for w, c in pair_df.items()}
+        self.default_idf = _idf(n, 0)
         self.doc_text = {doc: "\n".join(parts) for doc, parts in doc_parts.items()}  # subject checks
         owner = np.full(self.next_vector_id, -1, dtype=np.int64)
         for vid, pid in self.vector_owner.items():
@@ -330,6 +334,11 @@ class Store:
             next_pid=int(manifest["next_pid"]),
             bm25=bm25,
         )
+
+
+def _idf(n: int, count: int) -> float:
+    """BM25's idf of a word (or character pair) that count of n paragraphs hold."""
+    return math.log(1 + (n - count + 0.5) / (count + 0.5))
 
 
 def _bm25_over(rows: list[Row]) -> bm25s.BM25 | None:

@@ -347,6 +347,27 @@ def tokens_for_index(text: str) -> list[str]:
     return [w for w in jieba.cut_for_search(normalize(text)) if is_content_word(w)]
 
 
+_PAIR_CHAR = re.compile(r"[0-9a-z\u3400-\u9fff]")
+_PAIR_RUN = re.compile(r"[0-9a-z\u3400-\u9fff]{2,}")
+
+
+def char_pairs(text: str) -> set[str]:
+    """Adjacent character pairs of a matching-form text (Chinese characters, digits, Latin letters): words
+    without a segmenter, so a question and a paragraph that jieba cuts differently still meet."""
+    return {run[i : i + 2] for run in _PAIR_RUN.findall(text) for i in range(len(run) - 1)}
+
+
+def question_pairs(text: str) -> set[str]:
+    """A question's character pairs, none across an interrogative (左权县有多少家 → 左权, 权县, 县有)."""
+    return char_pairs(_question_text(text))
+
+
+def question_chars(text: str) -> str:
+    """A question's matching form with interrogatives and punctuation dropped: what a restating sentence
+    would share with it, in order."""
+    return "".join(c for c in _question_text(text) if _PAIR_CHAR.match(c))
+
+
 def has_cjk(text: str) -> bool:
     return bool(_CJK_RE.search(text))
 

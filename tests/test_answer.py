@@ -78,3 +78,18 @@ def test_the_word_a_paragraph_opens_with_does_not_pull_the_window_to_the_opening
     assert "原名" in text[found[0].start : found[0].end]
     opening = next(e for e in found if e.start == 0)
     assert found[0].strength > opening.score  # between passages the topic word counts in full
+
+
+def test_a_figure_for_the_head_of_the_asked_compound_alone_is_refused():
+    text = (
+        "全县农作物播种面积稳定在34万亩左右,粮食产量超1亿斤。"
+        "滚动推进高标准农田建设,建设特色示范片区提升单产,发展优质杂粮、沙棘、苦荞等优势产品,打响葵花籽品牌。"
+        "开展超2万亩有机旱作膜下滴灌应用。"
+    )
+    docs = {"a.txt": text}
+    passage = Passage("a.txt", 1, text, 1.0)
+    asked = "有机作物种植面积是多少?"  # 作物 only inside 农作物; 有机 only in another sentence
+    assert not compose(asked, [(analyse(asked), [passage])], weight, docs).found
+    plain = "农作物播种面积是多少?"
+    answer = compose(plain, [(analyse(plain), [passage])], weight, docs)
+    assert answer.found and "34万亩" in answer.text

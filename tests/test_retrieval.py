@@ -1,0 +1,45 @@
+import numpy as np
+
+from rag.retrieval import FusionWeights, restatement, restatement_gain
+from rag.text import char_pairs, question_chars, question_pairs
+
+
+def uniform(pair: str) -> float:
+    return 1.0
+
+
+def test_character_pairs_skip_punctuation_and_interrogatives():
+    assert char_pairs("80亿元,gdp") == {"80", "0亿", "亿元", "gd", "dp"}
+    assert question_pairs("左权县有多少家企业?") == {"左权", "权县", "县有", "家企", "企业"}
+    assert question_chars("左權縣有多少家企業?") == "左权县有家企业"
+
+
+def test_the_sibling_that_restates_the_question_in_one_sentence_scores_higher():
+    question = "网球比赛在什么时候交换发球权?"
+    restating = "网球选手站在球网两边。一局比赛结束之后交换发球权。发球手站在发球线后面。"
+    scattered = "网球是一项运动。比赛规则多年未变。发球权的规定很细。交换场地在单数局。"
+    f = restatement(question, [restating, scattered], uniform)
+    assert f.shape == (2, 3)
+    assert (f[0] > f[1]).all()  # paragraph pairs, best sentence pairs, in-order characters
+    assert f[1, 1] < f[1, 0]  # spread over sentences: no one sentence holds them all
+
+
+def test_restatement_is_script_blind_and_weighs_rare_pairs_more():
+    simplified = restatement("交换发球权是什么时候?", ["一局比赛结束之后交换发球权。"], uniform)
+    traditional = restatement("交換發球權是什麼時候?", ["一局比賽結束之後交換發球權。"], uniform)
+    assert np.allclose(simplified, traditional)
+
+    def rare_first(pair: str) -> float:
+        return 5.0 if pair == "球权" else 1.0
+
+    question = "交换发球权"
+    plain = restatement(question, ["发球权"], uniform)[0, 0]
+    weighted = restatement(question, ["发球权"], rare_first)[0, 0]
+    assert weighted > plain
+
+
+def test_the_gain_is_the_weighted_sum_of_the_features():
+    features = np.array([[1.0, 0.5, 0.25], [0.0, 0.0, 0.0]], dtype=np.float32)
+    w = FusionWeights(pairs=2.0, sentence_pairs=4.0, order=8.0)
+    assert restatement_gain(features, w).tolist() == [6.0, 0.0]
+    assert restatement("?", ["任何文字"], uniform).tolist() == [[0.0, 0.0, 0.0]]  # nothing asked: no gain
