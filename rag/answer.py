@@ -20,7 +20,7 @@ from rag.retrieval import (
     is_questioner,
     question_kind,
 )
-from rag.text import HANS, clauses, normalize, script_of, sentences, to_script
+from rag.text import HANS, clauses, normalize, script_of, segmented, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
 NOT_FOUND = {HANS: "文档中没有找到这个问题的答案。", "hant": "文件中沒有找到這個問題的答案。"}
@@ -233,7 +233,8 @@ def _detached_modifier(query: Query, ev: Evidence) -> bool:
         if any(a in e or b in e for e in query.entities):
             continue
         if a + b in asked and a + b not in text and a in text and b in window and a not in window:
-            return True
+            # the head only inside another word of the window (作物 in 农作物), not standing on its own
+            return b not in segmented(window)
     return False
 
 

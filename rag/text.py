@@ -342,6 +342,11 @@ def keywords(text: str) -> list[str]:
     return list(dict.fromkeys(w for w in _cut_precise(_question_text(text)) if _question_word(w)))
 
 
+def segmented(text: str) -> tuple[str, ...]:
+    """A text cut into words (jieba precise mode), cached."""
+    return _cut_precise(text)
+
+
 def tokens_for_index(text: str) -> list[str]:
     """Words for the BM25 index (the same segmentation as questions, no cache: texts are seen once)."""
     return [w for w in jieba.cut_for_search(normalize(text)) if is_content_word(w)]
