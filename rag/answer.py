@@ -199,7 +199,9 @@ def _scan(
                     break
                 window = norm[start:end]
                 held, carried = _matches(own, window), _matches(extra, window)
-                common = -0.15 * (j - i) - 0.4 * rank - asking_cost
+                # a lower-ranked passage must match clearly better (0.8 a rank: the ranking's second stage
+                # already weighs how well each passage restates the question)
+                common = -0.15 * (j - i) - 0.8 * rank - asking_cost
                 if kind.name != "person":
                     common += _kind_bonus(kind, window)
                 score, passage_score = (
