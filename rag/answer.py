@@ -234,9 +234,10 @@ def _detached_modifier(query: Query, ev: Evidence) -> bool:
             continue
         if any(a in e or b in e for e in query.entities):
             continue
-        if a + b in asked and a + b not in text and a in text and b in window and a not in window:
-            # the head only inside another word of the window (作物 in 农作物), not standing on its own
-            return b not in segmented(window)
+        if a + b not in asked or a + b in text or a not in text or a in window or b not in window:
+            continue
+        if b not in segmented(window):  # the head only inside another word (作物 in 农作物), not on its own
+            return True
     return False
 
 

@@ -229,8 +229,8 @@ class FusionWeights:
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
     kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for
-    # Second stage over the leading `depth` paragraphs (evals/tune_fusion.py --rerank, on seeds, CMRC and
-    # DRCD at once): how much of the question the paragraph and its best sentence restate.
+    # Second stage over the leading `depth` paragraphs (chosen with evals/tune_fusion.py on the seeds, CMRC
+    # and DRCD at once): how much of the question the paragraph and its best sentence restate.
     depth: int = 5
     pairs: float = 4.0  # weighted share of the question's character pairs the paragraph holds
     sentence_pairs: float = 4.0  # the same for its best sentence

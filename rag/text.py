@@ -343,8 +343,8 @@ def keywords(text: str) -> list[str]:
 
 
 def segmented(text: str) -> tuple[str, ...]:
-    """A text cut into words (jieba precise mode), cached."""
-    return _cut_precise(text)
+    """A text cut into words (jieba precise mode; not cached: passages' windows are seen once)."""
+    return tuple(jieba.cut(text))
 
 
 def tokens_for_index(text: str) -> list[str]:
