@@ -154,6 +154,7 @@ def compare_systems(
     squad_spans: dict[str, Any] | None,
     out_dir: str,
     llama_cache: str = "",
+    report_label: str = "",
 ) -> list[dict[str, Any]]:
     from rag.eval_cli import build_report, without_text
     from rag.eval_report import write_reports
@@ -165,8 +166,9 @@ def compare_systems(
         outcomes = run_items(mode, items, progress=True)
         rows.append(row(system, outcomes, build_s, answers=True))
         if fusion == "hybrid":  # the per-type report of our own system
-            report = build_report(label, label, outcomes, mode.settings, build_seconds=build_s)
-            write_reports(report if squad_spans is None else without_text(report), out_dir, label)
+            name = report_label or label
+            report = build_report(name, label, outcomes, mode.settings, build_seconds=build_s)
+            write_reports(report if squad_spans is None else without_text(report), out_dir, name)
     print(f"[{label}] llama-index: building", flush=True)
     retriever, seconds, chunks = llama_index_retriever(llama_docs, llama_cache)
     timed = None if llama_cache else round(seconds, 2)  # with the vector cache a build time means nothing
@@ -196,7 +198,9 @@ def squad_comparison(path: Path, limit: int, out_dir: str) -> list[dict[str, Any
         start = joined[item.doc].find(item.evidence[0])
         spans[item.id] = (start, start + len(item.evidence[0]))
     # vectors come from the cache here, so no build is timed; build speed has its own section
-    return compare_systems(path.stem, engine, None, items, joined, spans, out_dir, llama_cache=CACHE)
+    # the report of a sample is named for its size, so it never stands in for the full set's report
+    name = path.stem if len(items) == len(data.items) else f"{path.stem}-{len(items)}"
+    return compare_systems(path.stem, engine, None, items, joined, spans, out_dir, CACHE, name)
 
 
 # ---------------------------------------------------------------- performance
