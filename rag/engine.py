@@ -20,6 +20,7 @@ from rag.retrieval import (
     analyse,
     asks_who_answered,
     asks_who_asked,
+    documents_compared,
     fuse,
     is_questioner,
     restatement,
@@ -265,13 +266,28 @@ class Engine:
     def _analyse(self, question: str, history: History | None) -> Query:
         return with_place_stems(analyse(question, history), self.store.idf)
 
-    def _passages(self, query: Query, k: int) -> list[Passage]:
-        """Ranked passages; a question about several subjects no one document shares ranks each subject."""
+    def _parts(self, query: Query, k: int) -> list[tuple[Query, list[Passage]]]:
+        """One ranking, or one per side of a comparison: per named subject that no one document holds with
+        the others (左权县和左云县…), or per document when the question asks about each of several without
+        naming them (两个县分别…): the leading documents, each with its own best paragraphs."""
         split = split_subjects(query, self.store.doc_text)
-        if len(split) < 2:
-            return self._rank(query, k)
+        if len(split) > 1:
+            return [(q, self._rank(q, k)) for q in split]
+        sides = documents_compared(query.text) if not query.entities else 0
+        if sides > 1 and len(self.store.doc_text) > 1:
+            by_doc: dict[str, list[Passage]] = {}
+            for p in self._rank(query, max(k, self.weights.pool)):
+                by_doc.setdefault(p.doc, []).append(p)
+            return [(query, ranked[:k]) for ranked in list(by_doc.values())[:sides]]
+        return [(query, self._rank(query, k))]
+
+    def _passages(self, query: Query, k: int) -> list[Passage]:
+        """Ranked passages; the rankings of a comparison's sides are interleaved."""
+        parts = self._parts(query, k)
+        if len(parts) == 1:
+            return parts[0][1]
         merged: dict[tuple[str, int], Passage] = {}
-        for ranked in zip(*(self._rank(q, k) for q in split), strict=False):
+        for ranked in zip(*(passages for _, passages in parts), strict=False):
             for p in ranked:
                 merged.setdefault((p.doc, p.paragraph), p)
         return list(merged.values())[:k]
@@ -299,8 +315,7 @@ class Engine:
         question = self._check(question)
         query = self._analyse(question, history)
         k = k or self.settings.top_k
-        split = split_subjects(query, self.store.doc_text)
-        parts = [(q, self._rank(q, k)) for q in split]
+        parts = self._parts(query, k)
         extractive = compose(question, parts, self._weight, self.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":

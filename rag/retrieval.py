@@ -104,6 +104,19 @@ class Query:
         return self.focus + [w for w in self.context if w not in self.focus]
 
 
+_EACH_DOCUMENT = re.compile(
+    r"(两|二|三|四)(?:个|份|篇|家)?(?:县|市|区|省|州|镇|乡|村|地|文件|文档|报道|材料|发布会)"
+    r"[^，。？?]{0,16}(?:分别|各自|各|都)"
+)
+_COUNT = {"两": 2, "二": 2, "三": 3, "四": 4}
+
+
+def documents_compared(question: str) -> int:
+    """How many documents a question compares without naming them (两个县分别…: 2), else 0."""
+    m = _EACH_DOCUMENT.search(normalize(question))
+    return _COUNT[m.group(1)] if m else 0
+
+
 def subject_words(text: str) -> list[str]:
     """Places, organisations and names in a question (jieba POS tags and administrative suffixes)."""
     found: list[str] = []

@@ -126,6 +126,15 @@ def test_comparison_across_documents_cites_both(seeds_engine):
     assert cited == {(ZQ, paragraph_of(ZQ, "生产总值突破80亿元")), (ZY, paragraph_of(ZY, "增長到151億元"))}
 
 
+def test_a_comparison_that_names_no_subject_answers_from_each_document(seeds_engine):
+    question = "两个县分别修了哪条“一号旅游公路”?"
+    answer = seeds_engine.ask(question)
+    assert answer.found and "太行一号" in answer.text and "长城一号" in answer.text
+    assert {c.doc for c in answer.citations} == {ZQ, ZY}
+    first_two = {p.doc for p in seeds_engine.retrieve(question, k=2)}
+    assert first_two == {ZQ, ZY}  # the sides' rankings are interleaved
+
+
 def test_bad_questions_get_clear_errors(seeds_engine):
     for bad in ("", "   \n"):
         with pytest.raises(rag.QuestionError, match="empty"):

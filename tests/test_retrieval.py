@@ -1,6 +1,6 @@
 import numpy as np
 
-from rag.retrieval import FusionWeights, restatement, restatement_gain
+from rag.retrieval import FusionWeights, documents_compared, restatement, restatement_gain
 from rag.text import char_pairs, question_chars, question_pairs
 
 
@@ -43,3 +43,11 @@ def test_the_gain_is_the_weighted_sum_of_the_features():
     w = FusionWeights(pairs=2.0, sentence_pairs=4.0, order=8.0)
     assert restatement_gain(features, w).tolist() == [6.0, 0.0]
     assert restatement("?", ["任何文字"], uniform).tolist() == [[0.0, 0.0, 0.0]]  # nothing asked: no gain
+
+
+def test_comparisons_of_unnamed_documents_are_recognised():
+    assert documents_compared("两个县分别修了哪条旅游公路?") == 2
+    assert documents_compared("兩個縣各有哪個單位被評為核心育種場?") == 2
+    assert documents_compared("三份文件都提到了哪些项目?") == 3
+    assert documents_compared("交战双方分别是哪些人?") == 0  # the sides of one story, not documents
+    assert documents_compared("左云县有多少家活性炭企业?") == 0
