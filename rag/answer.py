@@ -183,8 +183,8 @@ def _scan(
     found: list[Evidence] = []
     strength = float("-inf")
     totals = [(f, sum(f(t) for t in own) or 1.0, sum(f(t) for t in extra)) for f in (w, w_passage)]
-    # A journalist's turn at a press conference (or any sentence ending in ?) asks; it does not answer,
-    # unless the user asks who asked.
+    # A journalist's turn at a press conference (compose passes it over unless the user asks who asked) or a
+    # sentence ending in ? asks; the latter may quote a question in a story (说：「…乎？」), so it only costs.
     journalist = is_questioner(passage.speaker)
     for s_start, s_end in sentences(text):
         best: Evidence | None = None
@@ -332,6 +332,8 @@ def compose(
         per_passage: list[list[Evidence]] = []
         passed_over = depth  # rank of the first passage passed over for naming another subject or figure
         for rank, p in enumerate(passages[:depth]):
+            if is_questioner(p.speaker) and not asks_about_questions:
+                continue  # a journalist's turn asks; it never answers
             found = (
                 windows(p, rank, query, kind, weight, asks_about_questions)
                 if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)

@@ -93,3 +93,16 @@ def test_a_figure_for_the_head_of_the_asked_compound_alone_is_refused():
     plain = "农作物播种面积是多少?"
     answer = compose(plain, [(analyse(plain), [passage])], weight, docs)
     assert answer.found and "34万亩" in answer.text
+
+
+def test_a_journalists_turn_never_answers_but_names_who_asked():
+    asking = Passage(
+        "a.txt", 4, "据了解十四五期间造林超过3万亩,能否为我们解读?", 5.0, speaker="山西农民报记者"
+    )
+    reply = Passage("a.txt", 5, "十四五全县完成造林3.6万亩。", 4.0, speaker="副县长 高鹏")
+    question = "十四五期间造林多少亩?"
+    answer = compose(question, [(analyse(question), [asking, reply])], weight, {})
+    assert answer.found and "3.6万亩" in answer.text
+    assert [c.paragraph for c in answer.citations] == [5]
+    who = "哪家媒体问了造林的问题?"
+    assert compose(who, [(analyse(who), [asking, reply])], weight, {}).citations[0].paragraph == 4
