@@ -45,6 +45,8 @@ STOP_WORDS = frozenset(
         "以",
         "于",
         "之",
+        "比",  # comparison prepositions: 比2020年 in a question, 较2020年 in the text
+        "较",
         "其",
         "这",
         "那",

@@ -17,6 +17,7 @@ def test_words_drop_function_and_question_words():
     ws = words("左云县有多少家活性炭企业?")
     assert "活性炭" in ws and "企业" in ws
     assert not {"有", "多少", "家", "?"} & set(ws)
+    assert words("比2020年增长了多少?") == words("较2020年增长了多少?")  # comparison prepositions
 
 
 def test_sentence_and_clause_spans_keep_closing_quotes():
