@@ -35,6 +35,9 @@ from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage, Skipped
 
 History = Sequence[Mapping[str, str]]
+_SIDE_CANDIDATES = (
+    50  # paragraphs ranked once and shared out among the documents an unnamed comparison asks about
+)
 
 
 class Engine:
@@ -276,7 +279,7 @@ class Engine:
         sides = documents_compared(query.text) if not query.entities else 0
         if sides > 1 and len(self.store.doc_text) > 1:
             by_doc: dict[str, list[Passage]] = {}
-            for p in self._rank(query, max(k, self.weights.pool)):
+            for p in self._rank(query, max(k, _SIDE_CANDIDATES)):
                 by_doc.setdefault(p.doc, []).append(p)
             return [(query, ranked[:k]) for ranked in list(by_doc.values())[:sides]]
         return [(query, self._rank(query, k))]

@@ -355,7 +355,7 @@ def tokens_for_index(text: str) -> list[str]:
 
 
 _PAIR_CHAR = re.compile(r"[0-9a-z\u3400-\u9fff]")
-_PAIR_RUN = re.compile(r"[0-9a-z\u3400-\u9fff]{2,}")
+_PAIR_RUN = re.compile(_PAIR_CHAR.pattern + "{2,}")
 
 
 def char_pairs(text: str) -> set[str]:
