@@ -248,6 +248,15 @@ class FusionWeights:
     pairs: float = 4.0  # weighted share of the question's character pairs the paragraph holds
     sentence_pairs: float = 4.0  # the same for its best sentence
     order: float = 4.0  # share of the question's characters its best sentence holds in the same order
+    # Third stage, close calls only (the two leading paragraphs within `settle_margin`): the `settle_depth`
+    # leading paragraphs are reordered by what their sentences say (chosen on the seeds, CMRC and DRCD at
+    # once, with the second stage fixed; see evals/tune_fusion.py).
+    settle_margin: float = 1.5
+    settle_depth: int = 3
+    sentence_dense: float = (
+        50.0  # per unit of cosine between the question and the paragraph's closest sentence
+    )
+    evidence: float = 2.0  # per unit of the strength of the evidence window the answerer would cite
 
 
 def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
@@ -316,6 +325,17 @@ def restatement_gain(features: np.ndarray, weights: FusionWeights | None = None)
     """The second stage's addition to each leading paragraph's fused score."""
     w = weights or FusionWeights()
     return features @ np.array([w.pairs, w.sentence_pairs, w.order], dtype=np.float32)
+
+
+def settled_order(
+    scores: np.ndarray, closest: np.ndarray, strength: np.ndarray, weights: FusionWeights | None = None
+) -> list[int]:
+    """The third stage's order of the leading paragraphs (indices into the arguments, best first): their
+    scores, less how far each one's closest sentence (cosine with the question) and its best evidence
+    window fall behind the best of them."""
+    w = weights or FusionWeights()
+    settled = scores + w.sentence_dense * (closest - closest.max()) + w.evidence * (strength - strength.max())
+    return sorted(range(len(scores)), key=lambda i: (-float(settled[i]), i))
 
 
 def top_rows(scores: np.ndarray, k: int) -> list[int]:
