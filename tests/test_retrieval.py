@@ -1,6 +1,12 @@
 import numpy as np
 
-from rag.retrieval import FusionWeights, documents_compared, restatement, restatement_gain
+from rag.retrieval import (
+    FusionWeights,
+    documents_compared,
+    restatement,
+    restatement_gain,
+    settled_order,
+)
 from rag.text import char_pairs, question_chars, question_pairs
 
 
@@ -51,3 +57,39 @@ def test_comparisons_of_unnamed_documents_are_recognised():
     assert documents_compared("三份文件都提到了哪些项目?") == 3
     assert documents_compared("交战双方分别是哪些人?") == 0  # the sides of one story, not documents
     assert documents_compared("左云县有多少家活性炭企业?") == 0
+
+
+def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
+    w = FusionWeights(sentence_dense=50.0, evidence=2.0)
+    even = np.array([3.0, 3.0, 3.0])
+    scores = np.array([10.0, 9.8, 9.0])
+    # the runner-up's closest sentence says what the question asks (cosine 0.85 against 0.80)
+    assert settled_order(scores, np.array([0.80, 0.85, 0.82]), even, w) == [1, 0, 2]
+    # the leader's best evidence window is weak: the answerer would not cite it
+    assert settled_order(scores, np.array([0.8, 0.8, 0.8]), np.array([1.0, 3.0, 3.0]), w) == [1, 2, 0]
+    # nothing tells them apart: the order stands
+    assert settled_order(scores, np.array([0.8, 0.8, 0.8]), even, w) == [0, 1, 2]
+
+
+def test_only_close_calls_embed_sentences_and_each_paragraph_once(tmp_path, fake_embedder):
+    from rag import Engine
+
+    engine = Engine.build_from_texts(
+        {
+            "a.txt": [
+                "活性炭企业共有十四家。规模以上企业六家。",
+                "活性炭企业共有十四家。规模以上企业六家。",  # a copy: an exact tie with the first
+                "全县造林面积三万亩,森林覆盖率提高两个百分点。",
+            ]
+        },
+        tmp_path / "index",
+        embedder=fake_embedder,
+    )
+    embedded = len(fake_embedder.texts)
+    engine.retrieve("全县造林面积有多少亩?")
+    assert len(fake_embedder.texts) == embedded  # a clear lead: no sentence is embedded
+    engine.retrieve("活性炭企业有几家?")
+    settled = len(fake_embedder.texts) - embedded
+    assert settled == 3  # two sentences of the tied copies (embedded once: same text), one of the third
+    engine.retrieve("规模以上的活性炭企业有几家?")
+    assert len(fake_embedder.texts) - embedded == settled  # their vectors are kept
