@@ -260,6 +260,15 @@ class Engine:
         if len(lead) < 2 or fused[lead[0]] - fused[lead[1]] >= w.settle_margin:
             return
         paragraphs = [self.store.rows[i].paragraph for i in lead]
+        closest, strength = self.sentence_evidence(query, paragraphs, vector)
+        order = settled_order(fused[lead], closest, strength, w)
+        fused[[lead[j] for j in order]] = fused[lead]  # the leading scores, handed out in the settled order
+
+    def sentence_evidence(
+        self, query: Query, paragraphs: Sequence[Paragraph], vector: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What the third stage weighs for each paragraph: the cosine of the question's vector with its
+        closest sentence, and the strength of the evidence window the answerer would cite from it."""
         closest = np.array([float((self._sentence_vectors(p.text) @ vector).max()) for p in paragraphs])
         asks_about_questions = asks_who_asked(query.text)
         strength = np.array(
@@ -272,8 +281,7 @@ class Engine:
                 for p in paragraphs
             ]
         )
-        order = settled_order(fused[lead], closest, strength, w)
-        fused[[lead[j] for j in order]] = fused[lead]  # the leading scores, handed out in the settled order
+        return closest, strength
 
     def _embed_sentences(self, text: str) -> np.ndarray:
         parts = [to_simplified(text[a:b]) for a, b in sentences(text)] or [to_simplified(text)]
