@@ -26,6 +26,7 @@ from rag.retrieval import (
     is_questioner,
     restatement,
     restatement_gain,
+    restating_sentences,
     settled_order,
     split_subjects,
     subject_coverage,
@@ -33,7 +34,7 @@ from rag.retrieval import (
     with_place_stems,
 )
 from rag.store import Progress, Store
-from rag.text import normalize, sentences, to_simplified
+from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage, Skipped
 
 History = Sequence[Mapping[str, str]]
@@ -43,7 +44,7 @@ _SIDE_CANDIDATES = (
 # Strength given a paragraph the answerer would not cite at all (it lacks a figure the question names):
 # below any window's strength, which runs from about 0 to 5.
 _NO_EVIDENCE = -2.0
-_SENTENCE_VECTORS_CACHED = 512  # paragraphs whose sentence vectors are kept (about 16 KB each)
+_SENTENCE_VECTORS_CACHED = 4096  # sentence vectors kept for the next question (1.5 KB each)
 
 
 class Engine:
@@ -57,7 +58,7 @@ class Engine:
         self.weights = FusionWeights()
         self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
-        self._sentence_vectors = functools.lru_cache(maxsize=_SENTENCE_VECTORS_CACHED)(self._embed_sentences)
+        self._sentence_vector = functools.lru_cache(maxsize=_SENTENCE_VECTORS_CACHED)(self._embed_sentence)
 
     # ------------------------------------------------------------ opening and building
 
@@ -269,7 +270,16 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray]:
         """What the third stage weighs for each paragraph: the cosine of the question's vector with its
         closest sentence, and the strength of the evidence window the answerer would cite from it."""
-        closest = np.array([float((self._sentence_vectors(p.text) @ vector).max()) for p in paragraphs])
+        n = self.weights.settle_sentences
+        closest = np.array(
+            [
+                max(
+                    float(self._sentence_vector(p.text[a:b]) @ vector)
+                    for a, b in restating_sentences(query.text, p.text, self._pair_weight, n)
+                )
+                for p in paragraphs
+            ]
+        )
         asks_about_questions = asks_who_asked(query.text)
         strength = np.array(
             [
@@ -283,9 +293,8 @@ class Engine:
         )
         return closest, strength
 
-    def _embed_sentences(self, text: str) -> np.ndarray:
-        parts = [to_simplified(text[a:b]) for a, b in sentences(text)] or [to_simplified(text)]
-        return self.embedder.embed_documents(parts)
+    def _embed_sentence(self, sentence: str) -> np.ndarray:
+        return self.embedder.embed_documents([to_simplified(sentence)])[0]
 
     def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
         """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among

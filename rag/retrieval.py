@@ -253,6 +253,7 @@ class FusionWeights:
     # once, with the second stage fixed; see evals/tune_fusion.py).
     settle_margin: float = 1.5
     settle_depth: int = 3
+    settle_sentences: int = 3  # sentences of each paragraph compared, those holding most of the question
     sentence_dense: float = (
         50.0  # per unit of cosine between the question and the paragraph's closest sentence
     )
@@ -319,6 +320,21 @@ def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str]
             max(LCSseq.similarity(chars, p) for p in parts) / len(chars),
         )
     return out
+
+
+def restating_sentences(
+    question: str, text: str, pair_weight: Callable[[str], float], n: int
+) -> list[tuple[int, int]]:
+    """Spans of the n sentences of a paragraph that hold most of the question's character pairs (rarity-
+    weighted), in reading order: the ones worth embedding to compare with the question."""
+    spans = sentences(text) or [(0, len(text))]
+    if len(spans) <= n:
+        return spans
+    asked = question_pairs(question)
+    norm = normalize(text)
+    held = [sum(pair_weight(b) for b in asked & char_pairs(norm[a:b])) for a, b in spans]
+    best = sorted(range(len(spans)), key=lambda i: (-held[i], i))[:n]
+    return [spans[i] for i in sorted(best)]
 
 
 def restatement_gain(features: np.ndarray, weights: FusionWeights | None = None) -> np.ndarray:

@@ -5,6 +5,7 @@ from rag.retrieval import (
     documents_compared,
     restatement,
     restatement_gain,
+    restating_sentences,
     settled_order,
 )
 from rag.text import char_pairs, question_chars, question_pairs
@@ -93,3 +94,13 @@ def test_only_close_calls_embed_sentences_and_each_paragraph_once(tmp_path, fake
     assert settled == 3  # two sentences of the tied copies (embedded once: same text), one of the third
     engine.retrieve("规模以上的活性炭企业有几家?")
     assert len(fake_embedder.texts) - embedded == settled  # their vectors are kept
+
+
+def test_the_sentences_worth_embedding_hold_most_of_the_question():
+    text = "发球手站在线后。交换发球权在一局结束之后。网球是一项运动。每局结束交换场地。"
+    spans = restating_sentences("什么时候交换发球权?", text, uniform, 2)
+    assert [text[a:b] for a, b in spans] == [
+        "发球手站在线后。",
+        "交换发球权在一局结束之后。",
+    ]  # reading order
+    assert len(restating_sentences("什么时候交换发球权?", text, uniform, 9)) == 4
