@@ -254,9 +254,7 @@ class FusionWeights:
     settle_margin: float = 1.5
     settle_depth: int = 3
     settle_sentences: int = 3  # sentences of each paragraph compared, those holding most of the question
-    sentence_dense: float = (
-        50.0  # per unit of cosine between the question and the paragraph's closest sentence
-    )
+    sentence_dense: float = 50.0  # per unit of cosine between the question and its closest sentence
     evidence: float = 2.0  # per unit of the strength of the evidence window the answerer would cite
 
 
