@@ -72,7 +72,7 @@ def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
     assert settled_order(scores, np.array([0.8, 0.8, 0.8]), even, w) == [0, 1, 2]
 
 
-def test_only_close_calls_embed_sentences_and_each_paragraph_once(tmp_path, fake_embedder):
+def test_only_close_calls_embed_sentences_and_each_sentence_once(tmp_path, fake_embedder):
     from rag import Engine
 
     engine = Engine.build_from_texts(
