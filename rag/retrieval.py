@@ -306,18 +306,20 @@ def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str]
     if not total or not chars:
         return out
 
-    def share(pairs: set[str]) -> float:
-        return sum(pair_weight(b) for b in asked & pairs) / total
-
     for row, text in enumerate(texts):
         norm = normalize(text)
         parts = [norm[a:b] for a, b in sentences(norm)] or [norm]
         out[row] = (
-            share(char_pairs(norm)),
-            max(share(char_pairs(p)) for p in parts),
+            _held(asked, norm, pair_weight) / total,
+            max(_held(asked, p, pair_weight) for p in parts) / total,
             max(LCSseq.similarity(chars, p) for p in parts) / len(chars),
         )
     return out
+
+
+def _held(asked: set[str], norm: str, pair_weight: Callable[[str], float]) -> float:
+    """The weight of the asked character pairs that a matching-form text holds."""
+    return sum(pair_weight(b) for b in asked & char_pairs(norm))
 
 
 def restating_sentences(
@@ -330,7 +332,7 @@ def restating_sentences(
         return spans
     asked = question_pairs(question)
     norm = normalize(text)
-    held = [sum(pair_weight(b) for b in asked & char_pairs(norm[a:b])) for a, b in spans]
+    held = [_held(asked, norm[a:b], pair_weight) for a, b in spans]
     best = sorted(range(len(spans)), key=lambda i: (-held[i], i))[:n]
     return [spans[i] for i in sorted(best)]
 

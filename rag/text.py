@@ -318,11 +318,6 @@ def _cut(text: str) -> tuple[str, ...]:
     return tuple(jieba.cut_for_search(text))
 
 
-@lru_cache(maxsize=4096)
-def _cut_precise(text: str) -> tuple[str, ...]:
-    return tuple(jieba.cut(text))
-
-
 # Interrogatives split off before segmenting, so they cannot glue onto a neighbour (一个多大规模 →
 # 一个多 / 大规模 instead of 规模).
 _INTERROGATIVE = re.compile(
@@ -334,6 +329,14 @@ def _question_text(text: str) -> str:
     return _INTERROGATIVE.sub("，", normalize(text))
 
 
+def segmented(text: str) -> tuple[str, ...]:
+    """A text cut into words (jieba precise mode; not cached: passages' windows are seen once)."""
+    return tuple(jieba.cut(text))
+
+
+_cut_precise = lru_cache(maxsize=4096)(segmented)  # questions: asked again by retrieval and the answerer
+
+
 def words(text: str) -> list[str]:
     """Content words of a question in matching form (jieba search mode over the Simplified text): for BM25."""
     return [w for w in _cut(normalize(text)) if _question_word(w)]
@@ -342,11 +345,6 @@ def words(text: str) -> list[str]:
 def keywords(text: str) -> list[str]:
     """Content words without overlaps (jieba precise mode): for weighing how much of a question a text holds."""
     return list(dict.fromkeys(w for w in _cut_precise(_question_text(text)) if _question_word(w)))
-
-
-def segmented(text: str) -> tuple[str, ...]:
-    """A text cut into words (jieba precise mode; not cached: passages' windows are seen once)."""
-    return tuple(jieba.cut(text))
 
 
 def tokens_for_index(text: str) -> list[str]:
