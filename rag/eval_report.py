@@ -17,6 +17,8 @@ COLUMNS = (
     ("refusal_recall", "refusal rec"),
     ("false_refusal_rate", "false refusal"),
     ("verification_rate", "verified"),
+    ("short_em", "short EM"),
+    ("short_f1", "short F1"),
     ("answer_chars_median", "ans chars p50"),
     ("retrieve_ms_p50", "retrieve p50 ms"),
     ("ask_ms_p50", "ask p50 ms"),
@@ -24,6 +26,20 @@ COLUMNS = (
 )
 RATIOS = {"hit_at_1", "hit_at_5", "mrr_at_10", "answer_accuracy", "citation_precision"}
 RATIOS |= {"refusal_recall", "false_refusal_rate", "verification_rate"}
+SHORT_COLUMNS = (
+    ("n", "n"),
+    ("short_em", "EM"),
+    ("short_f1", "F1"),
+    ("short_none", "None"),
+    ("short_em_number", "EM number"),
+    ("short_f1_number", "F1 number"),
+    ("short_em_other", "EM other"),
+    ("short_f1_other", "F1 other"),
+    ("candidate_recall", "candidate recall"),
+    ("ece_confidence", "ECE confidence"),
+    ("ece_short_confidence", "ECE short"),
+)
+RATIOS |= {k for k, _ in SHORT_COLUMNS if k != "n"}
 
 
 def fmt(key: str, value: Any) -> str:
@@ -66,6 +82,29 @@ def markdown_table(
     return "\n".join(out)
 
 
+def _short_rows(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The groups with answerable questions, or a calibration figure (the all row of a negatives run)."""
+    keys = [k for k, _ in SHORT_COLUMNS if k != "n"]
+    return {name: r for name, r in rows.items() if any(r.get(k) is not None for k in keys)}
+
+
+def short_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    """Short-answer EM/F1 (all, by gold kind), the share without one, candidate recall and ECE."""
+    return text_table(_short_rows(rows), SHORT_COLUMNS)
+
+
+def calibration_lines(calibration: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per calibrated confidence: ECE, pool sizes and the share answered at each precision."""
+    lines = []
+    for which, c in calibration.items():
+        at = ", ".join(f"{float(p):.0%} precision: {v:.3f}" for p, v in c["coverage_at_precision"].items())
+        lines.append(
+            f"{which}: ECE {c['ece']:.3f} over {c['answerable']} answerable + {c['unanswerable']} unanswerable "
+            f"(1:1); share answered at {at}"
+        )
+    return lines
+
+
 def comparison_lines(diff: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """`metric: old → new (±delta)` lines for a --compare diff."""
     lines = []
@@ -81,16 +120,68 @@ def _clip(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def markdown_report(report: Mapping[str, Any], chart: str = "") -> str:
+def _curve_points(
+    curve: Sequence[Mapping[str, float]], coverages: Sequence[float]
+) -> list[Mapping[str, float]]:
+    """The curve's points nearest each wanted coverage."""
+    if not curve:
+        return []
+    picked = [min(curve, key=lambda p: abs(p["coverage"] - want)) for want in coverages]
+    return list({id(p): p for p in picked}.values())
+
+
+CURVE_COVERAGES = (0.25, 0.5, 0.75, 0.9, 1.0)  # points of the precision-coverage curve shown in Markdown
+
+
+def calibration_markdown(calibration: Mapping[str, Mapping[str, Any]], chart: str = "") -> list[str]:
+    """The calibration section: ECE per confidence and a few points of the precision-coverage curve."""
+    if not calibration:
+        return []
+    parts = [
+        "## Calibration",
+        "",
+        "Answerable and unanswerable questions weighted 1:1; 15 equal-mass bins. `confidence` predicts that "
+        "the answer text holds a gold answer, `short_confidence` that the short answer has F1 ≥ 0.5.",
+        "",
+    ]
+    parts += [f"- {line}" for line in calibration_lines(calibration)] + [""]
+    for which, c in calibration.items():
+        parts += [
+            f"Precision-coverage, `{which}`:",
+            "",
+            "| threshold | answered | precision |",
+            "|---:|---:|---:|",
+        ]
+        for p in _curve_points(c["curve"], CURVE_COVERAGES):
+            parts.append(f"| {p['threshold']:.3f} | {p['coverage']:.3f} | {p['precision']:.3f} |")
+        parts.append("")
+    if chart:
+        parts += [f"![calibration]({chart})", ""]
+    return parts
+
+
+def markdown_report(report: Mapping[str, Any], chart: str = "", calibration_chart: str = "") -> str:
     """The whole Markdown report: settings, metric tables, comparison and the failed questions."""
     parts = [f"# Evaluation: {report['name']}", ""]
     parts.append(f"- question set: `{report['dataset']}` ({report['metrics']['all']['n']} questions)")
-    for key in ("index", "answerer", "fusion", "embedder", "created", "index_paragraphs", "build_seconds"):
+    keys = ("index", "answerer", "fusion", "embedder", "created", "index_paragraphs", "build_seconds")
+    for key in (*keys, "folds", "held_out_articles"):
         if report.get(key) not in (None, ""):
             parts.append(f"- {key.replace('_', ' ')}: {report[key]}")
     parts += ["", "## Metrics", "", markdown_table(report["metrics"]), ""]
     if chart:
         parts += [f"![metrics]({chart})", ""]
+    short = _short_rows(report["metrics"])
+    if short:
+        parts += [
+            "## Short answers",
+            "",
+            "CMRC 2018's official metric (EM, F1 as shares); a refusal or no short "
+            "answer counts 0. number: the gold answer is a number, date or amount.",
+            "",
+        ]
+        parts += [markdown_table(short, SHORT_COLUMNS), ""]
+    parts += calibration_markdown(report.get("calibration", {}), calibration_chart)
     if report.get("compare"):
         parts += [f"## Change against `{report.get('compare_with', 'earlier run')}`", ""]
         parts += [f"- {line}" for line in comparison_lines(report["compare"])] + [""]
@@ -145,14 +236,60 @@ def plot_metrics(rows: Mapping[str, Mapping[str, Any]], path: str | Path, title:
     return out
 
 
+def plot_calibration(calibration: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Reliability diagram (share right against mean confidence, per equal-mass bin) and the
+    precision-coverage curve, one line per confidence."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rel, cov) = plt.subplots(1, 2, figsize=(10, 4.2))
+    rel.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect")
+    for which, c in calibration.items():
+        bins = c["bins"]
+        rel.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{which} (ECE {c['ece']:.3f})",
+        )
+        cov.plot([p["coverage"] for p in c["curve"]], [p["precision"] for p in c["curve"]], label=which)
+    rel.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="mean confidence", ylabel="share right", title="reliability")
+    cov.set(
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        xlabel="share answered",
+        ylabel="precision",
+        title="precision-coverage",
+    )
+    rel.legend(fontsize=7)
+    cov.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def write_reports(report: Mapping[str, Any], out_dir: str | Path, name: str) -> dict[str, Path]:
-    """<name>.json, <name>.md and <name>.png under `out_dir`; returns their paths."""
+    """<name>.json, <name>.md and <name>.png under `out_dir` (and <name>-calibration.png when the answerer
+    gives a confidence to calibrate); returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}.png"}
     paths["json"].write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     plot_metrics(report["metrics"], paths["png"], title=str(report["name"]))
-    paths["md"].write_text(markdown_report(report, chart=paths["png"].name) + "\n", encoding="utf-8")
+    calibration_chart = ""
+    if report.get("calibration"):
+        paths["calibration"] = plot_calibration(
+            report["calibration"], out / f"{name}-calibration.png", title=str(report["name"])
+        )
+        calibration_chart = paths["calibration"].name
+    md = markdown_report(report, chart=paths["png"].name, calibration_chart=calibration_chart)
+    paths["md"].write_text(md + "\n", encoding="utf-8")
     return paths
 
 

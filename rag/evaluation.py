@@ -9,13 +9,18 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from rag.eval_calibration import balanced_weights, expected_calibration_error
+from rag.eval_short import AnswerKind, answer_kind, candidates_hold_gold, short_em, short_f1
+
 UNANSWERABLE = "unanswerable"
+ARTICLE_REMOVED = "article-removed"  # a SQuAD question asked of an index without its article (--negatives)
 MRR_DEPTH = 10
+SHORT_RIGHT_F1 = 0.5  # the issue's definition: a short answer is right when its F1 against a gold is ≥ 0.5
 
 _MARKER = re.compile(r"\[\d+\]")
 _SPACE = re.compile(r"\s+")
@@ -51,10 +56,11 @@ class QAItem:
     type: str = ""
     history: tuple[str, ...] = ()  # earlier user questions
     paragraph: int = 0  # 1-based gold paragraph (SQuAD sets); 0 = use evidence substrings
+    set: str = ""  # a tag whose questions are reported together as well ("colloquial", "no-subject")
 
     @property
     def unanswerable(self) -> bool:
-        return self.type == UNANSWERABLE
+        return self.type in (UNANSWERABLE, ARTICLE_REMOVED)
 
     @property
     def has_gold_paragraph(self) -> bool:
@@ -85,6 +91,7 @@ def item_from_dict(obj: Mapping[str, Any], line: int = 0) -> QAItem:
         type=str(obj.get("type", "")),
         history=tuple(history),
         paragraph=int(obj.get("paragraph", 0)),
+        set=str(obj.get("set", "")),
     )
     if item.unanswerable and (item.answers or item.evidence):
         raise ValueError(f"{where} ({item.id}): an unanswerable question has no answers and no evidence")
@@ -114,6 +121,10 @@ class Outcome:
     verified: bool | None = None
     ask_seconds: float = 0.0
     retrieve_seconds: float = 0.0
+    short: str | None = None  # the short answer (span); None when the answerer gave none
+    confidence: float | None = None  # None when the answerer does not give one
+    short_confidence: float | None = None
+    candidates: tuple[str, ...] | None = None  # candidate spans, when the answerer exposes them
 
 
 def _same_doc(expected: str, got: str) -> bool:
@@ -153,6 +164,11 @@ def answer_correct(item: QAItem, answer: str, found: bool = True) -> bool:
     return all(hits) if item.all_required else any(hits)
 
 
+def item_kind(item: QAItem) -> AnswerKind | None:
+    """The kind of a question's first gold answer; None when it has none."""
+    return answer_kind(item.answers[0]) if item.answers else None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile, q in [0, 100]; NaN for no values."""
     if not values:
@@ -187,6 +203,18 @@ class Metrics:
     ask_ms_p95: float | None = None
     retrieve_ms_p50: float | None = None
     retrieve_ms_p95: float | None = None
+    # short answers, CMRC 2018's metric as a share (EM 0.35 is the script's 35); refusals and None count 0
+    short_em: float | None = None
+    short_f1: float | None = None
+    short_none: float | None = None  # share of answerable questions with no short answer (refusals included)
+    short_em_number: float | None = None  # gold answer a number, date or amount
+    short_f1_number: float | None = None
+    short_em_other: float | None = None
+    short_f1_other: float | None = None
+    candidate_recall: float | None = None  # a gold answer among the candidate spans
+    # calibration over answerable and unanswerable questions weighted 1:1 (None without both)
+    ece_confidence: float | None = None
+    ece_short_confidence: float | None = None
     failures: list[str] = field(default_factory=list)  # ids of answerable misses and wrong answers
 
     def as_dict(self) -> dict[str, Any]:
@@ -195,6 +223,70 @@ class Metrics:
 
 def _ms(values: list[float], q: float) -> float | None:
     return round(percentile(values, q) * 1000.0, 2) if values else None
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def given_short(o: Outcome) -> str | None:
+    """The short answer that counts: none for a refusal."""
+    return o.short if o.found else None
+
+
+def short_scores(o: Outcome) -> tuple[float, float]:
+    """(EM, F1) of an outcome's short answer against its gold answers."""
+    short = given_short(o)
+    return short_em(short, o.item.answers), short_f1(short, o.item.answers)
+
+
+def text_right(o: Outcome) -> bool:
+    """What `confidence` predicts: an answer was given and its text holds a gold answer."""
+    return not o.item.unanswerable and answer_correct(o.item, o.answer, o.found)
+
+
+def short_right(o: Outcome) -> bool:
+    """What `short_confidence` predicts: the short answer has F1 ≥ 0.5 against a gold answer."""
+    return not o.item.unanswerable and short_scores(o)[1] >= SHORT_RIGHT_F1
+
+
+CONFIDENCES: dict[str, Callable[[Outcome], bool]] = {
+    "confidence": text_right,
+    "short_confidence": short_right,
+}
+
+
+@dataclass(frozen=True)
+class CalibrationPool:
+    """One confidence over a set: values, what they predict, and 1:1 weights (answerable : unanswerable)."""
+
+    confidences: list[float]
+    labels: list[bool]
+    weights: list[float]
+    answerable: int
+    unanswerable: int
+
+
+def calibration_pool(outcomes: Iterable[Outcome], which: str) -> CalibrationPool | None:
+    """The pool for `which` ("confidence" or "short_confidence"); None unless it has answerable and
+    unanswerable questions and at least two distinct values (a constant tells nothing)."""
+    rows = [o for o in outcomes if getattr(o, which) is not None]
+    negative = [o.item.unanswerable for o in rows]
+    values = [float(getattr(o, which)) for o in rows]
+    if all(negative) or not any(negative) or len(set(values)) < 2:
+        return None
+    return CalibrationPool(
+        confidences=values,
+        labels=[CONFIDENCES[which](o) for o in rows],
+        weights=balanced_weights(negative),
+        answerable=negative.count(False),
+        unanswerable=negative.count(True),
+    )
+
+
+def _ece(rows: Sequence[Outcome], which: str) -> float | None:
+    pool = calibration_pool(rows, which)
+    return expected_calibration_error(pool.confidences, pool.labels, pool.weights) if pool else None
 
 
 def summarise(outcomes: Iterable[Outcome]) -> Metrics:
@@ -210,6 +302,10 @@ def summarise(outcomes: Iterable[Outcome]) -> Metrics:
     cited_good = sum(holds_evidence(o.item, c) for o in answered for c in o.cited)
     checked = [o.verified for o in rows if o.verified is not None]
     lengths = [float(len(_MARKER.sub("", o.answer).strip())) for o in rows if o.found]
+    scored = [o for o in answerable if o.item.answers]
+    scores = {o.item.id: short_scores(o) for o in scored}
+    kinds = {kind: [scores[o.item.id] for o in scored if item_kind(o.item) == kind] for kind in AnswerKind}
+    offered = [o for o in scored if o.candidates is not None]
     return Metrics(
         n=len(rows),
         answerable=len(answerable),
@@ -227,6 +323,18 @@ def summarise(outcomes: Iterable[Outcome]) -> Metrics:
         ask_ms_p95=_ms([o.ask_seconds for o in rows], 95),
         retrieve_ms_p50=_ms([o.retrieve_seconds for o in rows], 50),
         retrieve_ms_p95=_ms([o.retrieve_seconds for o in rows], 95),
+        short_em=_mean([em for em, _ in scores.values()]),
+        short_f1=_mean([f1 for _, f1 in scores.values()]),
+        short_none=_ratio(sum(given_short(o) is None for o in scored), len(scored)),
+        short_em_number=_mean([em for em, _ in kinds[AnswerKind.NUMBER]]),
+        short_f1_number=_mean([f1 for _, f1 in kinds[AnswerKind.NUMBER]]),
+        short_em_other=_mean([em for em, _ in kinds[AnswerKind.OTHER]]),
+        short_f1_other=_mean([f1 for _, f1 in kinds[AnswerKind.OTHER]]),
+        candidate_recall=_ratio(
+            sum(candidates_hold_gold(o.candidates or (), o.item.answers) for o in offered), len(offered)
+        ),
+        ece_confidence=_ece(rows, "confidence"),
+        ece_short_confidence=_ece(rows, "short_confidence"),
         failures=[o.item.id for o in rows if not outcome_ok(o)],
     )
 
@@ -241,12 +349,18 @@ def outcome_ok(o: Outcome) -> bool:
     return rank is not None and rank <= 5
 
 
+SET_PREFIX = "set:"  # the group name of a question set's tag, apart from the types' names
+
+
 def summarise_by_type(outcomes: Iterable[Outcome]) -> dict[str, Metrics]:
-    """{"all": overall, "<type>": per type}, types in first-seen order."""
+    """{"all": overall, "<type>": per type, "set:<tag>": per tag}, each in first-seen order."""
     rows = list(outcomes)
     groups: dict[str, list[Outcome]] = {}
     for o in rows:
         groups.setdefault(o.item.type or "untyped", []).append(o)
+    for o in rows:
+        if o.item.set:
+            groups.setdefault(SET_PREFIX + o.item.set, []).append(o)
     return {"all": summarise(rows), **{t: summarise(g) for t, g in groups.items()}}
 
 
@@ -259,6 +373,11 @@ COMPARED = (
     "refusal_recall",
     "false_refusal_rate",
     "verification_rate",
+    "short_em",
+    "short_f1",
+    "candidate_recall",
+    "ece_confidence",
+    "ece_short_confidence",
     "ask_ms_p50",
     "ask_ms_p95",
     "retrieve_ms_p50",
@@ -275,4 +394,63 @@ def compare(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, dict[st
             continue
         delta = b - a if isinstance(a, int | float) and isinstance(b, int | float) else None
         out[key] = {"old": a, "new": b, "delta": delta}
+    return out
+
+
+# ---------------------------------------------------------------- quality floors (tests/test_quality_gate.py)
+
+FLOOR_MARGIN = 0.01  # the issue's rule: a floor is the measured figure minus 0.01 (a ceiling plus 0.01)
+# What the gate holds, per group: metric → "min" (a floor) or "max" (a ceiling).
+GATED: dict[str, dict[str, str]] = {
+    "all": {
+        "hit_at_1": "min",
+        "answer_accuracy": "min",
+        "citation_precision": "min",
+        "refusal_recall": "min",
+        "false_refusal_rate": "max",
+        "short_em": "min",
+        "short_f1": "min",
+    },
+    SET_PREFIX + "colloquial": {"hit_at_1": "min", "answer_accuracy": "min"},
+    SET_PREFIX + "no-subject": {"refusal_recall": "min"},
+}
+
+
+def floors_from_metrics(
+    metrics: Mapping[str, Mapping[str, Any]], gated: Mapping[str, Mapping[str, str]] = GATED
+) -> list[dict[str, Any]]:
+    """One floor (or ceiling) per gated figure that was measured: the figure less (plus) the margin,
+    kept within [0, 1]."""
+    floors = []
+    for group, keys in gated.items():
+        for key, bound in keys.items():
+            value = metrics.get(group, {}).get(key)
+            if value is None:
+                continue
+            limit = value - FLOOR_MARGIN if bound == "min" else value + FLOOR_MARGIN
+            floors.append(
+                {
+                    "group": group,
+                    "metric": key,
+                    "measured": round(value, 4),
+                    bound: round(min(1.0, max(0.0, limit)), 4),
+                }
+            )
+    return floors
+
+
+def floor_violations(
+    metrics: Mapping[str, Mapping[str, Any]], floors: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """One line per floor a run falls below (or ceiling it rises above); a missing figure is a violation."""
+    out = []
+    for f in floors:
+        value = metrics.get(f["group"], {}).get(f["metric"])
+        where = f"{f['group']} {f['metric']}"
+        if value is None:
+            out.append(f"{where}: not measured (floor recorded at {f['measured']})")
+        elif "min" in f and value < f["min"]:
+            out.append(f"{where}: {value:.4f} < floor {f['min']} (measured {f['measured']})")
+        elif "max" in f and value > f["max"]:
+            out.append(f"{where}: {value:.4f} > ceiling {f['max']} (measured {f['measured']})")
     return out

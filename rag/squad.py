@@ -92,6 +92,14 @@ def spread(items: list[QAItem], limit: int | None) -> list[QAItem]:
     return [items[int(i * step)] for i in range(limit)]
 
 
+def article_folds(data: SquadSet, folds: int) -> tuple[set[str], dict[str, list[str]]]:
+    """Articles dealt in turn into `folds` folds: the first fold's names (held out of the index) and the
+    texts of the others (indexed). Its questions become article-removed negatives (rag eval --negatives)."""
+    names = list(data.texts)
+    held_out = set(names[0::folds])
+    return held_out, {d: ps for d, ps in data.texts.items() if d not in held_out}
+
+
 def cross_script_items(items: list[QAItem], script: str) -> list[QAItem]:
     """The same questions written in the other script (answers are matched script-normalised anyway)."""
     return [replace(i, question=other_script(i.question, script), type="squad-cross-script") for i in items]

@@ -78,6 +78,8 @@ class Answer:
     verified: bool | None = None  # set by the generative answerer's checks; None when not checked
     verification: list[str] = field(default_factory=list)  # reasons, one line each
     standalone_question: str = ""  # the question as understood after folding in the history
+    short: str | None = None  # the answer span itself, in the question's script; None for a refusal
+    short_confidence: float = 0.0  # calibrated probability that `short` is right (F1 ≥ 0.5)
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,5 @@ class BuildReport:
     paragraphs: int = 0
     embedded_chars: int = 0
     seconds: float = 0.0
+    set_aside: str = ""  # the damaged live version a build replaced, renamed damaged-v-… and kept
+    notes: list[str] = field(default_factory=list)  # waits, resumed or re-planned jobs, recoveries

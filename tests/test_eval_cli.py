@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rag.eval_cli import build_report, finish, load_items, register, run_items
+from rag.eval_cli import (
+    build_report,
+    finish,
+    load_items,
+    main,
+    negative_items,
+    register,
+    run_items,
+    write_floors,
+)
 from rag.eval_report import markdown_report, text_table
-from rag.evaluation import QAItem
-from rag.squad import cross_script_items, detect_script, spread, squad_from_json
+from rag.evaluation import ARTICLE_REMOVED, QAItem
+from rag.squad import article_folds, cross_script_items, detect_script, spread, squad_from_json
 from rag.types import Answer, Citation, Passage
 
 PARAS = [
@@ -86,14 +96,96 @@ def test_load_items_reports_bad_line(tmp_path: Path) -> None:
     assert [i.id for i in load_items(path)] == ["a"]
 
 
-def test_register_adds_eval_subcommand() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag")
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
+    return parser
+
+
+def test_register_adds_eval_subcommand() -> None:
+    args = _parser().parse_args(
         ["eval", "--squad", "x.json", "--cross-script", "--limit", "5", "--fusion", "bm25"]
     )
     assert (args.squad, args.cross_script, args.limit, args.fusion) == ("x.json", True, 5, "bm25")
+    assert (args.negatives, args.folds, args.write_floors) == (False, 2, None)
     assert callable(args.func)
+    args = _parser().parse_args(["eval", "--squad", "x.json", "--negatives", "--folds", "3"])
+    assert (args.negatives, args.folds) == (True, 3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["eval", "q.jsonl", "--negatives"], "--negatives needs --squad"),
+        (["eval", "--squad", "x.json", "--negatives", "--folds", "1"], "--folds must be at least 2"),
+    ],
+)
+def test_negatives_needs_squad_and_two_folds(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_parser().parse_args(argv)) == 2
+    assert message in capsys.readouterr().err
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanAnswer(Answer):
+    """An Answer with the fields the span answerer adds beyond `short` (a confidence and the candidates)."""
+
+    confidence: float = 0.0
+    candidates: list[str] = dataclasses.field(default_factory=list)
+
+
+class SpanEngine(KeywordEngine):
+    """Answers with a short span, two confidences and its candidate spans, as the span answerer will."""
+
+    def ask(self, question: str, history: Any = None, k: Any = None, answerer: Any = None) -> Any:
+        base = super().ask(question, history, k, answerer)
+        short = {"a.txt": "80亿元", "b.txt": "14家"}[base.citations[0].doc] if base.found else None
+        sure = 0.9 if base.found else 0.2
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        fields.update(
+            short=short, short_confidence=sure - 0.1, confidence=sure, candidates=[short or "", "7家"]
+        )
+        return SpanAnswer(**fields)
+
+
+def test_short_answers_and_calibration_in_the_report(tmp_path: Path) -> None:
+    from rag.config import Settings
+
+    items = [*ITEMS, QAItem("u2", "左云县机场", type="unanswerable")]
+    outcomes = run_items(SpanEngine(), items, progress=False)  # type: ignore[arg-type]
+    report = build_report("t", "t.jsonl", outcomes, Settings())
+    m = report["metrics"]["all"]
+    assert m["short_em"] == 0.5 and m["short_f1"] == pytest.approx((0.8 + 1.0) / 2)  # 80亿元 vs gold 80亿
+    assert m["short_em_number"] == 0.5 and m["short_none"] == 0.0
+    assert m["candidate_recall"] == 0.5
+    assert report["questions"][1]["short"] == "14家" and report["questions"][1]["kind"] == "number"
+    cal = report["calibration"]
+    assert set(cal) == {"confidence", "short_confidence"}
+    assert (cal["confidence"]["answerable"], cal["confidence"]["unanswerable"]) == (2, 2)
+    assert cal["confidence"]["ece"] == pytest.approx(m["ece_confidence"])
+
+    args = argparse.Namespace(compare=None, out=str(tmp_path), write_floors=str(tmp_path / "floors.json"))
+    lines: list[str] = []
+    assert finish(args, report, out=lines.append) == 0
+    assert any(line.startswith("confidence: ECE") for line in lines)
+    assert (tmp_path / "t-calibration.png").stat().st_size > 0
+    md = (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert "## Short answers" in md and "## Calibration" in md and "t-calibration.png" in md
+    floors = json.loads((tmp_path / "floors.json").read_text(encoding="utf-8"))
+    assert {f["metric"] for f in floors["floors"]} >= {"short_em", "short_f1", "hit_at_1"}
+
+
+def test_write_floors_records_command_and_note(tmp_path: Path) -> None:
+    report = {"created": "now", "metrics": {"all": {"hit_at_1": 0.97, "false_refusal_rate": 0.02}}}
+    path = write_floors(tmp_path / "f.json", report, "rag eval evals/seeds_qa.jsonl --docs seeds")
+    floors = json.loads(path.read_text(encoding="utf-8"))
+    assert floors["command"] == "rag eval evals/seeds_qa.jsonl --docs seeds"
+    assert "CHANGELOG" in floors["note"]
+    assert floors["floors"] == [
+        {"group": "all", "metric": "hit_at_1", "measured": 0.97, "min": 0.96},
+        {"group": "all", "metric": "false_refusal_rate", "measured": 0.02, "max": 0.03},
+    ]
 
 
 SQUAD = {
@@ -176,3 +268,75 @@ def test_bench_report_marks_targets(tmp_path: Path) -> None:
     assert "| ask p50 (ms) | ≤ 60 | 75.0 | **no** |" in md
     assert "| llama-index | 3 | 0.500 |" in md
     assert paths["png"].stat().st_size > 0
+
+
+def test_article_folds_hold_out_every_kth_article() -> None:
+    articles = [{"title": f"t{n}", "paragraphs": [{"context": f"第{n}段。", "qas": []}]} for n in range(5)]
+    data = squad_from_json({"data": articles})
+    held_out, indexed = article_folds(data, 2)
+    assert held_out == {"0001_t0.txt", "0003_t2.txt", "0005_t4.txt"}
+    assert sorted(indexed) == ["0002_t1.txt", "0004_t3.txt"]
+    assert indexed["0002_t1.txt"] == ["第1段。"]
+
+
+def test_negative_items_have_no_answer_and_should_be_refused() -> None:
+    (item,) = negative_items(squad_from_json(SQUAD).items)
+    assert (item.id, item.type, item.answers, item.evidence) == ("q1-removed", ARTICLE_REMOVED, (), ())
+    assert item.unanswerable and item.question == "梵語屬於哪個語系?"
+
+
+ARTICLES = [
+    (
+        "左云县",
+        "左云县集聚了14家活性炭企业,2024年活性炭产量达5.52万吨。",
+        "左云县有多少家活性炭企业?",
+        "14家",
+    ),
+    (
+        "左权县",
+        "左权县2024年地区生产总值突破80亿元,年均增长8.6%。",
+        "左权县2024年地区生产总值是多少?",
+        "80亿元",
+    ),
+    ("梵语", "梵语是印欧语系的一支,其学术研究由德国学者开创。", "梵语属于哪个语系?", "印欧语系"),
+    (
+        "长城",
+        "长城一号旅游公路串联20余处景点,连续8年举办自行车赛事。",
+        "长城一号旅游公路串联了多少处景点?",
+        "20余处",
+    ),
+]
+
+
+@pytest.mark.slow
+def test_negatives_run_asks_held_out_questions_of_an_index_without_them(tmp_path: Path) -> None:
+    """`rag eval --squad F --negatives` with the real model: the held-out half is asked as negatives."""
+    data = {
+        "data": [
+            {
+                "title": title,
+                "paragraphs": [
+                    {"context": text, "qas": [{"id": title, "question": q, "answers": [{"text": a}]}]}
+                ],
+            }
+            for title, text, q, a in ARTICLES
+        ]
+    }
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    argv = ["eval", "--squad", str(path), "--negatives", "--index", str(tmp_path / "idx")]
+    argv += ["--out", str(tmp_path / "out"), "--embed-cache", "", "--no-progress"]
+    assert main(_parser().parse_args(argv)) == 0
+    report = json.loads((tmp_path / "out" / "tiny-negatives.json").read_text(encoding="utf-8"))
+    assert (report["folds"], report["held_out_articles"], report["index_paragraphs"]) == (2, 2, 2)
+    types = {q["id"]: q["type"] for q in report["questions"]}
+    assert types == {
+        "左权县": "squad",
+        "长城": "squad",
+        "左云县-removed": ARTICLE_REMOVED,
+        "梵语-removed": ARTICLE_REMOVED,
+    }
+    removed = report["metrics"][ARTICLE_REMOVED]
+    assert removed["n"] == 2 and removed["refusal_recall"] is not None
+    assert report["metrics"]["all"]["hit_at_1"] == 1.0  # two paragraphs indexed, each question finds its own
+    assert report["questions"][0]["question"] == ""  # the external set's text stays out of the report

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rag.evaluation import (
+    ARTICLE_REMOVED,
+    GATED,
     Outcome,
     QAItem,
     Retrieved,
     answer_correct,
+    calibration_pool,
     compare,
     first_hit_rank,
+    floor_violations,
+    floors_from_metrics,
     holds_evidence,
     item_from_dict,
     normalise,
@@ -148,8 +155,130 @@ def test_seed_question_set_is_well_formed() -> None:
     assert len(items) >= 60
     assert len({i.id for i in items}) == len(items)
     assert sum(i.unanswerable for i in items) >= 8
+    colloquial = [i for i in items if i.set == "colloquial"]
+    no_subject = [i for i in items if i.set == "no-subject"]
+    assert len(colloquial) >= 30 and all(i.answers and i.evidence for i in colloquial)
+    assert len(no_subject) >= 10 and all(i.unanswerable for i in no_subject)
     assert sum(bool(i.history) for i in items) >= 5
     for item in items:
         docs = list(paragraphs) if item.doc == "*" else [item.doc]
         for evidence in item.evidence:
             assert any(evidence in p for d in docs for p in paragraphs[d]), (item.id, evidence)
+
+
+def test_set_tag_and_article_removed() -> None:
+    item = item_from_dict({"id": "c", "question": "?", "answers": ["1"], "set": "colloquial"})
+    assert item.set == "colloquial"
+    assert QAItem("n", "?", type=ARTICLE_REMOVED).unanswerable
+
+
+SHORTS = [
+    # right span: EM 1, F1 1; a number
+    Outcome(
+        Q2,
+        (P_CARBON,),
+        "集聚了14家[1]",
+        True,
+        (P_CARBON,),
+        short="14家",
+        confidence=0.9,
+        short_confidence=0.8,
+        candidates=("14家", "7家"),
+    ),
+    # span with its unit against a gold without: EM 0, F1 0.8; a number
+    Outcome(
+        Q1,
+        (P_GDP,),
+        "突破80亿元[1]",
+        True,
+        (P_GDP,),
+        short="80亿元",
+        confidence=0.7,
+        short_confidence=0.6,
+        candidates=("80亿元",),
+    ),
+    # refused although a short answer was kept: scores 0 and counts as None
+    Outcome(
+        QAItem("f", "?", answers=("五星级幸福河",), doc=A, evidence=("x",)),
+        (),
+        "",
+        False,
+        short="五星级幸福河",
+        confidence=0.2,
+        short_confidence=0.1,
+    ),
+    # an unanswerable question answered with confidence
+    Outcome(
+        Q4, (P_OTHER,), "28.9%[1]", True, (P_OTHER,), short="28.9%", confidence=0.6, short_confidence=0.5
+    ),
+]
+
+
+def test_short_answer_metrics() -> None:
+    m = summarise(SHORTS)
+    assert m.short_em == pytest.approx(1 / 3)  # over the three answerable questions
+    assert m.short_f1 == pytest.approx((1 + 0.8 + 0) / 3)
+    assert m.short_none == pytest.approx(1 / 3)  # the refusal
+    assert (m.short_em_number, m.short_f1_number) == (pytest.approx(0.5), pytest.approx(0.9))
+    assert (m.short_em_other, m.short_f1_other) == (0.0, 0.0)
+    assert m.candidate_recall == pytest.approx(1 / 2)  # "14家" among q2's; "80亿元" is not "80亿"
+
+
+def test_calibration_pool_weighs_answerable_and_unanswerable_equally() -> None:
+    pool = calibration_pool(SHORTS, "confidence")
+    assert pool is not None and (pool.answerable, pool.unanswerable) == (3, 1)
+    assert pool.labels == [True, True, False, False]  # text holds a gold; the refusal and q4 do not
+    assert pool.weights == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    short = calibration_pool(SHORTS, "short_confidence")
+    assert short is not None and short.labels == [True, True, False, False]  # F1 1.0 and 0.8 ≥ 0.5
+    m = summarise(SHORTS)
+    assert m.ece_confidence is not None and 0.0 < m.ece_confidence < 1.0
+
+
+def test_no_calibration_without_both_sides_or_with_a_constant() -> None:
+    assert calibration_pool(SHORTS[:3], "confidence") is None  # no unanswerable question
+    flat = [dataclasses.replace(o, short_confidence=0.0) for o in SHORTS]
+    assert calibration_pool(flat, "short_confidence") is None  # a constant says nothing
+    assert calibration_pool(OUTCOMES, "confidence") is None  # the answerer gives no confidence
+    assert summarise(OUTCOMES).ece_confidence is None
+
+
+def test_groups_by_type_and_by_set() -> None:
+    tagged = [
+        dataclasses.replace(o, item=dataclasses.replace(o.item, set="colloquial")) for o in OUTCOMES[:2]
+    ]
+    groups = summarise_by_type(tagged + OUTCOMES[2:])
+    assert list(groups) == ["all", "num", "cmp", "unanswerable", "set:colloquial"]
+    assert groups["set:colloquial"].n == 2 and groups["set:colloquial"].answer_accuracy == 1.0
+
+
+METRICS: dict[str, dict[str, Any]] = {
+    "all": {"hit_at_1": 0.9, "answer_accuracy": 0.8, "false_refusal_rate": 0.1, "short_em": 0.0},
+    "set:no-subject": {"refusal_recall": 0.005},
+}
+
+
+def test_floors_are_the_measured_figures_less_the_margin() -> None:
+    floors = {(f["group"], f["metric"]): f for f in floors_from_metrics(METRICS)}
+    assert floors["all", "hit_at_1"] == {"group": "all", "metric": "hit_at_1", "measured": 0.9, "min": 0.89}
+    assert floors["all", "false_refusal_rate"]["max"] == pytest.approx(0.11)  # a ceiling
+    assert floors["all", "short_em"]["min"] == 0.0  # kept within [0, 1]
+    assert floors["set:no-subject", "refusal_recall"]["min"] == 0.0
+    assert ("all", "citation_precision") not in floors  # not measured, no floor
+    assert set(floors) <= {(g, k) for g, keys in GATED.items() for k in keys}
+
+
+@pytest.mark.parametrize(
+    ("changes", "broken"),
+    [
+        ({}, []),
+        ({"hit_at_1": 0.895}, []),  # within the margin
+        ({"hit_at_1": 0.88}, ["all hit_at_1: 0.8800 < floor 0.89 (measured 0.9)"]),
+        ({"false_refusal_rate": 0.12}, ["all false_refusal_rate: 0.1200 > ceiling 0.11 (measured 0.1)"]),
+        ({"answer_accuracy": None}, ["all answer_accuracy: not measured (floor recorded at 0.8)"]),
+    ],
+)
+def test_floor_violations(changes: dict[str, float | None], broken: list[str]) -> None:
+    floors = floors_from_metrics(METRICS)
+    run = {**METRICS, "all": {**METRICS["all"], **changes}}
+    assert floor_violations(run, floors) == broken
