@@ -51,8 +51,10 @@ typecheck: $(STAMP)  ## mypy on rag/ and ui/
 test: $(STAMP) browser lint typecheck  ## lint, types, unit and integration tests (real model, server, browser)
 	$(BIN)/pytest -q -rs
 
-bench: $(STAMP)  ## benchmarks and evaluation reports into evals/reports/
+bench: $(STAMP) index  ## benchmarks and evaluation reports into evals/reports/
 	$(BIN)/python evals/bench.py
+	$(BIN)/python evals/upload_latency.py
+	$(BIN)/python evals/question_cost.py --index $(INDEX)
 
 clean:
-	rm -rf $(INDEX)/v-* $(INDEX)/CURRENT .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(INDEX)/v-* $(INDEX)/damaged-* $(INDEX)/journal $(INDEX)/.lock $(INDEX)/CURRENT .pytest_cache .mypy_cache .ruff_cache

