@@ -1,4 +1,8 @@
-"""The web chat in a real browser: Debian's chromium driven by playwright (no downloaded browser)."""
+"""The web chat in a real browser: Debian's chromium driven by playwright (no downloaded browser).
+
+The tests share one page and run in order, as one person's visit: later ones find the earlier answers
+in the chat (so it scrolls) and the upload of the documents tab is removed again at the end.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from ui_support import (
     ARTIFACTS,
+    EMOJI_RE,
     FICTIONAL_ANSWER,
     FICTIONAL_NAME,
     FICTIONAL_QUESTION,
     FICTIONAL_TEXT,
     Server,
-    running_server,
+    shared_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -32,12 +37,61 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 60_000
+DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-14 screen in CSS pixels
+FINISHED = "#rag-chat .rag-answer:not(.rag-streaming)"
+
+# Every visible piece of text in the chat's scrolling area, at each scroll position, against the label
+# and buttons drawn on the chat's frame: the rectangles that overlap.
+COVERED_TEXT_JS = """() => {
+  const chat = document.querySelector('#rag-chat');
+  const scroller = chat.querySelector('.bubble-wrap');
+  const covers = [...chat.querySelectorAll(':scope > .wrapper > label, :scope > .wrapper > .icon-button-wrapper')]
+    .map((e) => e.getBoundingClientRect()).filter((r) => r.width > 0 && r.height > 0);
+  const hits = [];
+  for (let top = 0; top <= scroller.scrollHeight; top += 20) {
+    scroller.scrollTop = top;
+    const view = scroller.getBoundingClientRect();
+    const walker = document.createTreeWalker(scroller, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      for (const r of range.getClientRects()) {
+        const t = Math.max(r.top, view.top), b = Math.min(r.bottom, view.bottom);
+        if (b <= t) continue;
+        for (const c of covers) {
+          if (r.left < c.right && r.right > c.left && t < c.bottom && b > c.top) hits.push(node.textContent.slice(0, 20));
+        }
+      }
+    }
+  }
+  scroller.scrollTop = scroller.scrollHeight;
+  return [covers.length, hits];
+}"""
+
+# Counts the progress displays shown at once while an event runs.
+WATCH_PROGRESS_JS = """() => {
+  window.ragMostTrackers = 0;
+  const count = () => document.querySelectorAll('[data-testid=status-tracker]:not(.hide)').length;
+  window.ragWatch = new MutationObserver(() => { window.ragMostTrackers = Math.max(window.ragMostTrackers, count()); });
+  window.ragWatch.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+
+# The documents table (the one headed 添加时间) needs no sideways scrolling and no cell is cut.
+TABLE_FITS_JS = """() => {
+  const table = [...document.querySelectorAll('table')].find((t) => t.innerText.includes('添加时间'));
+  if (!table) return false;
+  const view = table.closest('.virtual-table-viewport') || table.parentElement;
+  const right = view.getBoundingClientRect().right;
+  const cut = [...view.querySelectorAll('td, th')].filter((cell) => cell.getBoundingClientRect().right > right + 1);
+  return view.scrollWidth <= view.clientWidth && cut.length === 0;
+}"""
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("ui-browser")) as s:
-        yield s
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    return shared_server(request.config, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +100,8 @@ def page(server: Server) -> Iterator[Page]:
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install -y chromium fonts-noto-cjk)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
+        context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url.rstrip("/"))
         pg = context.new_page()
         pg.set_default_timeout(TIMEOUT_MS)
         pg.goto(server.url)
@@ -65,9 +120,19 @@ def test_page_shows_readiness_and_chinese_interface(page: Page) -> None:
     expect(page.get_by_role("tab", name="文档")).to_be_visible()
 
 
+def test_llm_is_not_offered_without_a_model_and_the_page_says_what_to_set(page: Page) -> None:
+    expect(page.get_by_role("radio")).to_have_count(1)  # 回答方式 is the page's only choice of that kind
+    expect(page.get_by_role("radio", name="抽取式：只引用原文句子")).to_be_checked()
+    expect(page.get_by_text("大模型未启用")).to_contain_text("RAG_LLM_BASE_URL")
+
+
+def test_no_emoji_that_would_show_as_boxes(page: Page) -> None:
+    assert EMOJI_RE.findall(page.evaluate("document.body.innerText")) == []
+
+
 def test_question_gets_answer_with_highlighted_source(page: Page) -> None:
     ask_in_page(page, "2024年左权县的地区生产总值有多少？")
-    answer = page.locator("#rag-chat .rag-answer:not(.rag-streaming)").last
+    answer = page.locator(FINISHED).last
     expect(answer).to_contain_text("80亿")
     mark = page.locator("#rag-chat .rag-source mark").first
     expect(mark).to_contain_text("2024年左权县地区生产总值突破80亿元")
@@ -80,10 +145,38 @@ def test_question_gets_answer_with_highlighted_source(page: Page) -> None:
     assert (ARTIFACTS / "chat.png").stat().st_size > 10_000
 
 
+def test_copy_button_copies_the_plain_answer_with_its_sources(page: Page) -> None:
+    page.locator("#rag-chat .rag-copy").last.click()
+    expect(page.locator("#rag-chat .rag-copy").last).to_have_text("已复制")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("2024年左权县地区生产总值突破80亿元")
+    assert "\n来源：\n[1] 000_8e3a739afda006bb.txt 第 " in copied
+    assert "<" not in copied and "class=" not in copied
+
+
+def test_typed_text_survives_and_a_question_sent_meanwhile_is_answered_next(page: Page) -> None:
+    before = page.locator(FINISHED).count()
+    ask_in_page(page, "左雲縣一共有多少家活性炭企業？")
+    page.fill("#rag-question textarea", "其中规模以上的有几家？")  # sent while the first one is answered
+    page.press("#rag-question textarea", "Enter")
+    page.fill("#rag-question textarea", "还没写完的问题")
+    expect(page.locator(FINISHED)).to_have_count(before + 2)
+    expect(page.locator(FINISHED).nth(before)).to_contain_text("14家")
+    expect(page.locator(FINISHED).nth(before + 1)).to_contain_text("7家")  # a follow-up of the first
+    expect(page.locator("#rag-question textarea")).to_have_value("还没写完的问题")
+    page.fill("#rag-question textarea", "")
+
+
 def test_not_found_looks_different(page: Page) -> None:
     ask_in_page(page, "左权县总人口有多少？")
     expect(page.locator("#rag-chat .rag-notfound").last).to_contain_text("文档中没有找到答案")
     expect(page.locator("#rag-chat .rag-closest").last).to_contain_text("最接近的")
+
+
+def test_chat_label_and_buttons_never_cover_scrolled_text(page: Page) -> None:
+    covers, hits = page.evaluate(COVERED_TEXT_JS)
+    assert covers >= 1  # the 对话 label at least
+    assert hits == []
 
 
 def test_documents_tab_lists_documents(page: Page) -> None:
@@ -93,26 +186,59 @@ def test_documents_tab_lists_documents(page: Page) -> None:
     page.get_by_role("tab", name="问答").click()
 
 
-def test_upload_in_the_documents_tab_then_ask(page: Page, tmp_path: Path) -> None:
+def test_documents_table_fits_a_phone_screen(page: Page) -> None:
+    page.set_viewport_size(PHONE)
+    try:
+        page.get_by_role("tab", name="文档").click()
+        expect(page.get_by_role("gridcell", name="000_8e3a739afda006bb.txt")).to_be_visible()
+        page.wait_for_function(TABLE_FITS_JS, timeout=10_000)
+        expect(page.get_by_role("columnheader", name="添加时间")).to_be_in_viewport(ratio=1)
+    finally:
+        page.set_viewport_size(DESKTOP)
+        page.get_by_role("tab", name="问答").click()
+
+
+def test_upload_shows_one_progress_bar_then_ask(page: Page, tmp_path: Path) -> None:
     path = tmp_path / FICTIONAL_NAME
     path.write_text(FICTIONAL_TEXT, encoding="utf-8")
     page.get_by_role("tab", name="文档").click()
     page.locator("#rag-upload input[type=file]").set_input_files(str(path))
+    expect(page.locator("#rag-upload")).to_contain_text(FICTIONAL_NAME)
+    page.evaluate(WATCH_PROGRESS_JS)
     page.get_by_role("button", name="添加到索引").click()
     expect(page.locator("#rag-report")).to_contain_text(f"已添加 {FICTIONAL_NAME}")
+    assert page.evaluate("window.ragWatch.disconnect(), window.ragMostTrackers") == 1
     expect(page.get_by_role("gridcell", name=FICTIONAL_NAME)).to_be_visible()
     expect(page.locator("#rag-status")).to_contain_text("3 个文档")
     page.get_by_role("tab", name="问答").click()
     page.locator("#rag-clear").click()  # a fresh conversation: no follow-up folding
     expect(page.locator("#rag-chat .rag-answer")).to_have_count(0)
     ask_in_page(page, FICTIONAL_QUESTION)
-    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)").last).to_contain_text(FICTIONAL_ANSWER)
+    expect(page.locator(FINISHED).last).to_contain_text(FICTIONAL_ANSWER)
     expect(page.locator("#rag-chat .rag-source mark").last).to_contain_text("紫色茶树3721亩")
+
+
+def test_removing_a_document_asks_first(page: Page) -> None:
+    page.get_by_role("tab", name="文档").click()
+    page.get_by_label("选择要删除的文档").click()
+    page.get_by_role("option", name=FICTIONAL_NAME).click()
+    page.get_by_role("button", name="删除文档").click()
+    question = page.get_by_text(f"确定要从索引中删除 {FICTIONAL_NAME} 吗")
+    expect(question).to_be_visible()
+    page.get_by_role("button", name="取消").click()
+    expect(question).to_be_hidden()
+    expect(page.get_by_role("gridcell", name=FICTIONAL_NAME)).to_be_visible()  # nothing removed
+    page.get_by_role("button", name="删除文档").click()
+    page.get_by_role("button", name="确认删除").click()
+    expect(page.locator("#rag-report")).to_contain_text(f"已删除 {FICTIONAL_NAME}")
+    expect(page.get_by_role("gridcell", name=FICTIONAL_NAME)).to_have_count(0)
+    expect(page.locator("#rag-status")).to_contain_text("2 个文档")
+    page.get_by_role("tab", name="问答").click()
 
 
 def test_chat_trash_icon_also_forgets_the_session(page: Page) -> None:
     page.locator("#rag-chat button[aria-label='清空对话']").click()
     expect(page.locator("#rag-chat .rag-answer")).to_have_count(0)
     ask_in_page(page, "左权县有机作物种了多少亩？")
-    expect(page.locator("#rag-chat .rag-answer:not(.rag-streaming)")).to_have_count(1)
+    expect(page.locator(FINISHED)).to_have_count(1)
     expect(page.locator("#rag-chat .rag-answer").last).to_contain_text("8万亩")

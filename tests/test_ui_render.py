@@ -1,21 +1,28 @@
-"""Pure parts of the web chat: HTML rendering, upload checks, the read/write lock, the chat handler."""
+"""Pure parts of the web chat: HTML rendering, upload checks, the chat handler, the LLM check."""
 
 from __future__ import annotations
 
+import http.server
+import os
 import threading
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import gradio as gr
 import pytest
+from ui_support import EMOJI_RE, free_port
 
 from rag.config import Settings
 from rag.errors import QuestionError
 from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage, Skipped
 from ui import render
-from ui.app import ChatService, ChatSession, ReadWriteLock
-from ui.uploads import UploadRejected, check_upload, safe_name, stage_uploads
+from ui.app import ChatService, ChatSession, LlmStatus, build_app, probe_llm
+from ui.uploads import UploadRejected, check_upload, read_upload, safe_name, sent_by_client, stage_uploads
+
+WAIT_S = 5.0  # generous bound for a step that takes milliseconds; a step that blocks never ends
 
 PARA = "左权县2024年地区生产总值突破80亿元。农村居民收入年均增长10.5%。"
 QUOTE = "农村居民收入年均增长10.5%。"
@@ -157,30 +164,93 @@ def test_stage_uploads_copies_good_files_under_safe_names(tmp_path: Path) -> Non
     assert [r[0] for r in rejected] == ["报告 一.txt", "bad.pdf"]
 
 
-def test_write_lock_waits_for_readers_and_blocks_new_ones() -> None:
-    lock = ReadWriteLock()
-    events: list[str] = []
-    with lock.read():
-        writer = threading.Thread(target=lambda: _write(lock, events))
-        writer.start()
-        time.sleep(0.1)
-        assert events == []  # the writer waits for the reader
-    writer.join(timeout=5)
-    assert events == ["write"]
+def test_read_upload_refuses_anything_but_a_regular_file_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)  # opening a pipe for reading would wait for a writer forever
+    link = tmp_path / "link.txt"
+    link.symlink_to(tmp_path / "target.txt")
+    (tmp_path / "target.txt").write_text("内容", encoding="utf-8")
+    for path in [Path("/dev/zero"), fifo, link, tmp_path]:
+        start = time.monotonic()
+        with pytest.raises(UploadRejected, match="不是普通文件"):
+            read_upload(path, 1024)
+        assert time.monotonic() - start < WAIT_S
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * 2048)
+    with pytest.raises(UploadRejected, match="太大"):
+        read_upload(big, 1024)
+    assert read_upload(tmp_path / "target.txt", 1024) == "内容".encode()
 
 
-def _write(lock: ReadWriteLock, events: list[str]) -> None:
-    with lock.write():
-        events.append("write")
+def test_only_files_a_client_sent_are_accepted(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    (uploads / "h1").mkdir(parents=True)
+    sent = uploads / "h1" / "a.txt"
+    sent.write_text("内容", encoding="utf-8")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("机密", encoding="utf-8")
+    escape = uploads / "h1" / "escape.txt"
+    escape.symlink_to(secret)
+    assert sent_by_client(str(sent), uploads) == sent
+    assert sent_by_client(str(sent), uploads, {str(sent)}) == sent
+    for path, record in [(secret, None), (Path("/dev/zero"), None), (escape, None), (sent, set())]:
+        with pytest.raises(UploadRejected, match="不是通过本服务上传的文件"):
+            sent_by_client(str(path), uploads, record)
+
+
+def test_no_emoji_in_anything_rendered() -> None:
+    """Without an emoji font (a plain Debian desktop, a server's headless browser) emoji show as boxes."""
+    report = BuildReport(
+        added=["a"], updated=["b"], unchanged=["c"], removed=["d"], skipped=[Skipped("e", "x")]
+    )
+    checked = Answer("问", "x[1]", True, citations=[citation()], answerer="llm", verified=True)
+    failed = Answer("问", "x[1]", True, citations=[citation()], answerer="llm", verified=False)
+    missing = Answer("问", "没有", False, passages=[Passage("b.txt", 9, "段落", 0.1)])
+    texts = [
+        render.answer_html(checked, "a"),
+        render.answer_html(failed, "a"),
+        render.answer_html(missing, "a"),
+        render.notice_html("问题太长"),
+        render.waiting_html(),
+        render.streaming_html("部分"),
+        render.status_markdown([DocumentInfo("a.txt", 2, "h", "x")], "index"),
+        render.report_markdown(report, [("f.exe", "不支持")]),
+        render.confirm_remove_markdown("a.txt"),
+    ]
+    assert [EMOJI_RE.findall(t) for t in texts] == [[]] * len(texts)
+
+
+def test_copied_answer_is_plain_text_with_its_sources() -> None:
+    answer = Answer("问", "收入年均增长10.5%[1]", True, citations=[citation()])
+    text = render.answer_text(answer)
+    assert text == f"收入年均增长10.5%[1]\n\n来源：\n[1] a.txt 第 3 段（一、发展）：{QUOTE}"
+    html = render.answer_html(answer, "a0")
+    assert 'class="rag-copy"' in html
+    # The copy script joins the hidden lines beside the button: the same text, escaped only as HTML.
+    hidden = html.split('<div class="rag-copy-text">', 1)[1]
+    assert hidden.startswith("<div>收入年均增长10.5%[1]</div><div></div><div>来源：</div><div>[1] a.txt")
+    assert (
+        render.answer_text(Answer("问", "文档中没有找到这个问题的答案。", False))
+        == "文档中没有找到这个问题的答案。"
+    )
 
 
 class FakeEngine:
-    """Just enough engine for the chat handler: streams a fixed answer, records the history it got."""
+    """Just enough engine for the chat handler: streams a fixed answer, records the history it got.
 
-    def __init__(self) -> None:
+    `hold` (when set) makes ask_stream and add wait until it is set, to see who waits on whom."""
+
+    def __init__(self, hold: threading.Event | None = None) -> None:
         self.settings = Settings()
         self.index_dir = Path("index")
         self.histories: list[list[dict[str, str]]] = []
+        self.asked: list[str] = []
+        self.hold = hold
+        self.hold_questions: set[str] = set()
+        self.adding = 0
+        self.most_adding = 0
+        self.added: list[list[str]] = []
+        self.calls = threading.Lock()
 
     def documents(self) -> list[DocumentInfo]:
         return [DocumentInfo("a.txt", 2, "h", "2025-01-01T00:00:00+00:00")]
@@ -191,11 +261,30 @@ class FakeEngine:
         if len(question) > self.settings.max_question_chars:
             raise QuestionError("too long")
         self.histories.append(list(history or []))
+        self.asked.append(question)
         yield "年均增长"
+        if self.hold is not None and question in self.hold_questions:
+            assert self.hold.wait(WAIT_S)
         yield "10.5%[1]"
         yield Answer(
             question, "年均增长10.5%[1]", True, citations=[citation()], answerer=answerer or "extractive"
         )
+
+    def add(self, paths: list[str], progress: Any = None) -> BuildReport:
+        with self.calls:
+            self.adding += 1
+            self.most_adding = max(self.most_adding, self.adding)
+        try:
+            if self.hold is not None:
+                assert self.hold.wait(WAIT_S)
+            self.added.append(paths)
+            return BuildReport(added=[Path(p).name for p in paths])
+        finally:
+            with self.calls:
+                self.adding -= 1
+
+    def remove(self, doc: str) -> BuildReport:
+        return BuildReport(removed=[doc])
 
 
 def test_chat_handler_streams_then_renders_and_keeps_history_per_session() -> None:
@@ -204,8 +293,8 @@ def test_chat_handler_streams_then_renders_and_keeps_history_per_session() -> No
     session = ChatSession()
     steps = list(service.ask("收入增长多少？", "extractive", session))
     assert "rag-streaming" in steps[1][0][-1]["content"]
-    chat, session, answer, box = steps[-1]
-    assert "<mark>" in chat[-1]["content"] and answer["found"] and box == ""
+    chat, session, answer = steps[-1]
+    assert "<mark>" in chat[-1]["content"] and answer["found"]
     list(service.ask("那2020年呢？", "llm", session))
     assert engine.histories[-1][0] == {"role": "user", "content": "收入增长多少？"}
     other = ChatSession()
@@ -213,8 +302,181 @@ def test_chat_handler_streams_then_renders_and_keeps_history_per_session() -> No
     assert engine.histories[-1] == [] and len(other.messages) == 2 and len(session.messages) == 4
 
 
+def test_chat_handler_never_writes_the_question_box() -> None:
+    """Only the browser clears the box, when a question leaves it; no step of an answer has the box among
+    its outputs, so text typed while an answer streams is kept."""
+    steps = list(ChatService(FakeEngine()).ask("收入增长多少？", "extractive", ChatSession()))
+    assert len(steps) >= 3 and all(len(step) == 3 for step in steps)
+    assert all(not isinstance(value, str) for step in steps for value in step)
+
+
 def test_chat_handler_turns_question_errors_into_a_message() -> None:
     service = ChatService(FakeEngine())
-    *_, (chat, _, answer, _) = service.ask("问" * 2001, "extractive", ChatSession())
+    *_, (chat, _, answer) = service.ask("问" * 2001, "extractive", ChatSession())
     assert answer is None and "问题太长" in chat[-1]["content"] and "2000" in chat[-1]["content"]
     assert list(service.ask("   ", "extractive", ChatSession()))[-1][0] == []
+
+
+def _drain(steps: Iterator[Any], into: list[Any]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: into.extend(steps), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_question_sent_while_one_streams_is_shown_then_answered_after_it() -> None:
+    hold = threading.Event()
+    engine = FakeEngine(hold)
+    engine.hold_questions = {"第一个问题"}
+    service = ChatService(engine)
+    session = ChatSession()
+    first: list[Any] = []
+    second: list[Any] = []
+    one = _drain(service.ask("第一个问题", "extractive", session), first)
+    while not engine.asked:
+        time.sleep(0.01)
+    two = _drain(service.ask("第二个问题", "extractive", session), second)
+    time.sleep(0.2)
+    assert engine.asked == ["第一个问题"]  # the second waits for the first
+    assert "等上一个问题回答完" in second[0][0][-1]["content"]  # but is shown at once
+    hold.set()
+    one.join(WAIT_S)
+    two.join(WAIT_S)
+    assert engine.asked == ["第一个问题", "第二个问题"]
+    assert engine.histories[1][0] == {"role": "user", "content": "第一个问题"}  # a follow-up sees the first
+    assert [m["content"] for m in session.messages if m["role"] == "user"] == ["第一个问题", "第二个问题"]
+    assert all("<mark>" in m["content"] for m in session.messages if m["role"] == "assistant")
+
+
+def test_clearing_the_chat_drops_answers_still_coming() -> None:
+    hold = threading.Event()
+    engine = FakeEngine(hold)
+    engine.hold_questions = {"问题"}
+    service = ChatService(engine)
+    session = ChatSession()
+    steps: list[Any] = []
+    thread = _drain(service.ask("问题", "extractive", session), steps)
+    while not engine.asked:
+        time.sleep(0.01)
+    chat, new_session, _ = service.clear(session)
+    hold.set()
+    thread.join(WAIT_S)
+    assert chat == [] and new_session is not session and new_session.messages == []
+    # Nothing more of the old conversation is shown after the clear: no finished answer comes back.
+    assert steps and all("<mark>" not in str(step[0]) for step in steps) and session.history == []
+
+
+def _upload_dir_with(tmp_path: Path, name: str, text: str) -> tuple[Path, str]:
+    folder = tmp_path / "uploads" / name
+    folder.mkdir(parents=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    return tmp_path / "uploads", str(folder / name)
+
+
+def test_questions_are_answered_while_an_upload_is_indexed(tmp_path: Path) -> None:
+    hold = threading.Event()
+    engine = FakeEngine(hold)
+    uploads, path = _upload_dir_with(tmp_path, "new.txt", "新文档的内容")
+    service = ChatService(engine, upload_dir=uploads)
+    uploading = threading.Thread(target=service.upload, args=([path],), daemon=True)
+    uploading.start()
+    while not engine.adding:
+        time.sleep(0.01)
+    steps: list[Any] = []
+    _drain(service.ask("收入增长多少？", "extractive", ChatSession()), steps).join(WAIT_S)
+    assert steps and steps[-1][2] is not None and steps[-1][2]["found"]  # answered, the upload still running
+    assert engine.adding == 1
+    hold.set()
+    uploading.join(WAIT_S)
+    assert engine.added and engine.added[0][0].endswith("new.txt")
+
+
+def test_a_second_upload_waits_for_the_first_and_says_so_only_then(tmp_path: Path) -> None:
+    hold = threading.Event()
+    engine = FakeEngine(hold)
+    uploads, first_path = _upload_dir_with(tmp_path, "one.txt", "第一个文档")
+    _, second_path = _upload_dir_with(tmp_path, "two.txt", "第二个文档")
+    service = ChatService(engine, upload_dir=uploads)
+    said: dict[str, list[str]] = {"one": [], "two": []}
+
+    def run(key: str, path: str) -> None:
+        service.upload([path], lambda fraction, desc: said[key].append(desc))
+
+    first = threading.Thread(target=run, args=("one", first_path), daemon=True)
+    first.start()
+    while not engine.adding:
+        time.sleep(0.01)
+    second = threading.Thread(target=run, args=("two", second_path), daemon=True)
+    second.start()
+    while not any("另一个" in d for d in said["two"]):
+        time.sleep(0.01)
+    hold.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert not any("等待" in d or "另一个" in d for d in said["one"])  # nothing else ran: no waiting said
+    assert engine.most_adding == 1 and len(engine.added) == 2  # writes took turns
+
+
+def test_upload_refuses_files_the_client_did_not_send(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    uploads, sent = _upload_dir_with(tmp_path, "sent.txt", "上传的内容")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("服务器上的机密", encoding="utf-8")
+    service = ChatService(engine, upload_dir=uploads)
+    start = time.monotonic()
+    report, *_ = service.upload([str(secret), "/dev/zero", sent])
+    assert time.monotonic() - start < WAIT_S
+    assert "未接收 `secret.txt`" in report and "未接收 `zero`" in report and "已添加 `sent.txt`" in report
+    assert [Path(p).name for p in engine.added[0]] == ["sent.txt"]
+
+
+class _ModelsHandler(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible server's model list, answering with the status the test sets."""
+
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        body = b'{"object": "list", "data": [{"id": "local"}]}'
+        self.send_response(self.status if self.path.endswith("/models") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_llm_probe_says_in_chinese_what_to_configure(tmp_path: Path) -> None:
+    closed = probe_llm(Settings(llm_base_url=f"http://127.0.0.1:{free_port()}/v1"))
+    assert not closed.available and "连不上" in closed.message and "RAG_LLM_BASE_URL" in closed.message
+    assert "APIConnectionError" not in closed.message
+    missing = probe_llm(Settings(llm_backend="gguf", llm_gguf_path=str(tmp_path / "none.gguf")))
+    assert not missing.available and "找不到模型文件" in missing.message
+    odd = probe_llm(Settings(llm_backend="vllm"))
+    assert not odd.available and "RAG_LLM_BACKEND" in odd.message
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ModelsHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        up = probe_llm(Settings(llm_base_url=url, llm_model="qwen"))
+        assert up.available and "qwen" in up.message
+        _ModelsHandler.status = 401
+        refused = probe_llm(Settings(llm_base_url=url))
+        assert not refused.available and "RAG_LLM_API_KEY" in refused.message
+    finally:
+        _ModelsHandler.status = 200
+        server.shutdown()
+
+
+def _answerer_radio(demo: gr.Blocks) -> dict[str, Any]:
+    return next(c for c in demo.config["components"] if c.get("props", {}).get("label") == "回答方式")
+
+
+def test_llm_is_offered_only_when_the_model_answers() -> None:
+    engine = FakeEngine()
+    engine.settings = Settings(answerer="llm")
+    off = _answerer_radio(build_app(engine, llm=LlmStatus(False, "大模型未启用：连不上。")))["props"]
+    assert [c[1] for c in off["choices"]] == ["extractive"] and off["value"] == "extractive"
+    assert off["info"] == "大模型未启用：连不上。"
+    on = _answerer_radio(build_app(engine, llm=LlmStatus(True, "大模型：qwen")))["props"]
+    assert [c[1] for c in on["choices"]] == ["extractive", "llm"] and on["value"] == "llm"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from ui_support import (
     FICTIONAL_TEXT,
     Server,
     last_message_text,
-    running_server,
+    shared_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -28,9 +27,8 @@ SEED_DOCS = {"000_8e3a739afda006bb.txt", "004_7b7eee9865cdd99f.txt"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("ui-server")) as s:
-        yield s
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    return shared_server(request.config, tmp_path_factory)
 
 
 def client(server: Server) -> Client:
@@ -41,8 +39,7 @@ def client(server: Server) -> Client:
 def ask(
     c: Client, question: str, answerer: str = "extractive"
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    chat, answer, box = c.predict(question, answerer, api_name="/ask")
-    assert box == ""  # the question box is cleared for the next question
+    chat, answer = c.predict(question, answerer, api_name="/ask")
     return chat, answer
 
 
@@ -56,6 +53,16 @@ def test_healthz_reports_the_loaded_index(server: Server) -> None:
     assert health["status"] == "ok"
     assert health["documents"] == 2
     assert isinstance(health["paragraphs"], int) and health["paragraphs"] > 20
+
+
+def test_llm_is_not_offered_when_no_model_answers(server: Server) -> None:
+    """The server's model URL is a closed port: the start-up check says so in Chinese, and /ask refuses
+    the 大模型 answerer instead of failing with an English APIConnectionError."""
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client(server).predict("2024年左权县的地区生产总值有多少？", "llm", api_name="/ask")
+    llm = server.health()["llm"]
+    assert isinstance(llm, dict) and llm["available"] is False
+    assert "大模型未启用" in llm["message"] and "RAG_LLM_BASE_URL" in llm["message"]
 
 
 def test_answer_has_citations_and_highlighted_sources(server: Server) -> None:
@@ -124,7 +131,7 @@ def test_upload_ask_remove(server: Server, tmp_path: Path) -> None:
     report, *_ = c.predict(FICTIONAL_NAME, api_name="/remove")
     assert "已删除" in report
     assert doc_names(c) == SEED_DOCS
-    _, answer = client(server).predict(FICTIONAL_QUESTION, "extractive", api_name="/ask")[:2]
+    _, answer = ask(client(server), FICTIONAL_QUESTION)
     assert answer is not None and not answer["found"]
 
 

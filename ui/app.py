@@ -7,7 +7,9 @@ retrieval and answering happens in the engine; this module only calls it and ren
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import importlib.util
 import logging
 import os
 import secrets
@@ -15,20 +17,23 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import httpx
 from fastapi import FastAPI
+from gradio.utils import get_upload_folder
 
 from rag.config import Settings
 from rag.errors import LLMError, QuestionError, RagError
 from rag.types import Answer, BuildReport, DocumentInfo
 from ui import render
-from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, stage_uploads
+from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, UploadRejected, sent_by_client, stage_uploads
 
 log = logging.getLogger(__name__)
 
@@ -43,55 +48,107 @@ EXAMPLES = [
 ANSWERER_CHOICES = [("抽取式：只引用原文句子", "extractive"), ("大模型：生成后逐句核验", "llm")]
 DEFAULT_CONCURRENCY = 4  # chat requests answered at once; more wait in the queue
 DEFAULT_QUEUE_SIZE = 64  # requests waiting beyond this are refused with a "busy" message
+# Shares of the documents table's width: names and dates wrap inside them, so a 390-px phone shows
+# every column without scrolling sideways (Gradio would size columns to their longest unbroken text).
+DOCS_COLUMN_WIDTHS: list[str | int] = ["50%", "16%", "34%"]
+# A model server on this machine or the LAN lists its models in milliseconds; one that is not there must
+# not hold up the start for long (measured: a closed local port is reported in 70 ms, mostly httpx set-up).
+LLM_PROBE_TIMEOUT_S = 2.0
+LLM_HOWTO = (
+    "要启用大模型：启动一个 OpenAI 兼容服务（vLLM、Ollama、llama.cpp server 等），设置 RAG_LLM_BASE_URL "
+    "和 RAG_LLM_MODEL；或者设置 RAG_LLM_BACKEND=gguf 和 RAG_LLM_GGUF_PATH 使用本地模型文件。然后重启服务。"
+)
 
 
-class ReadWriteLock:
-    """Many readers or one writer. Not tied to threads: Gradio may resume a generator on another thread."""
+@dataclass(frozen=True)
+class LlmStatus:
+    """Whether the generative answerer can be offered, with a line in Chinese: what answers, or what to set."""
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
+    available: bool
+    message: str
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writing or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
+
+def probe_llm(settings: Settings, timeout_s: float = LLM_PROBE_TIMEOUT_S) -> LlmStatus:
+    """Check once, at start, that the configured model can answer: the OpenAI-compatible server lists its
+    models at {base URL}/models, or the GGUF file exists and llama-cpp-python is installed."""
+    if settings.llm_backend == "openai":
+        base = settings.llm_base_url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            return LlmStatus(
+                False, f"大模型未启用：RAG_LLM_BASE_URL（{base or '空'}）不是 http(s) 地址。{LLM_HOWTO}"
+            )
         try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
+            response = httpx.get(
+                f"{base}/models",
+                headers={"Authorization": f"Bearer {settings.llm_api_key or 'not-needed'}"},
+                timeout=timeout_s,
+            )
+        except httpx.HTTPError as e:
+            return LlmStatus(False, f"大模型未启用：连不上 {base}（{type(e).__name__}）。{LLM_HOWTO}")
+        if response.status_code != 200:
+            key = "请检查 RAG_LLM_API_KEY。" if response.status_code in (401, 403) else ""
+            return LlmStatus(
+                False, f"大模型未启用：{base}/models 返回 HTTP {response.status_code}。{key}{LLM_HOWTO}"
+            )
+        return LlmStatus(True, f"大模型：{settings.llm_model}（{base}），回答经逐句核验。")
+    if settings.llm_backend == "gguf":
+        path = settings.llm_gguf_path
+        if not path:
+            try:
+                from rag.llm import default_gguf_path
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writing or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
+                path = default_gguf_path()
+            except (ImportError, LLMError) as e:
+                return LlmStatus(False, f"大模型未启用：没有可用的本地模型文件（{e}）。{LLM_HOWTO}")
+        if not Path(path).is_file():
+            return LlmStatus(False, f"大模型未启用：找不到模型文件 {path}。{LLM_HOWTO}")
+        if importlib.util.find_spec("llama_cpp") is None:
+            return LlmStatus(
+                False, f"大模型未启用：没有安装 llama-cpp-python（pip install 'rag[llm]'）。{LLM_HOWTO}"
+            )
+        return LlmStatus(True, f"大模型：本地模型 {Path(path).name}，回答经逐句核验。")
+    return LlmStatus(False, f"大模型未启用：不认识的 RAG_LLM_BACKEND={settings.llm_backend!r}。{LLM_HOWTO}")
 
 
 @dataclass
+class _Pending:
+    """A question taken from the box, waiting for its turn: its answer goes to messages[index]."""
+
+    question: str
+    index: int
+    answer_id: str
+
+
 class ChatSession:
-    """One browser session's conversation: what the chat shows, and the plain turns the engine reads."""
+    """One browser session's conversation: what the chat shows, the plain turns the engine reads, and the
+    questions sent but not answered yet (answered one at a time, in the order they were sent).
 
-    messages: list[dict[str, str]] = field(default_factory=list)
-    history: list[dict[str, str]] = field(default_factory=list)
+    A plain class, not a dataclass: Gradio serialises a dataclass State value field by field, lock included.
+    """
+
+    def __init__(
+        self, messages: list[dict[str, str]] | None = None, history: list[dict[str, str]] | None = None
+    ) -> None:
+        self.messages: list[dict[str, str]] = messages if messages is not None else []
+        self.history: list[dict[str, str]] = history if history is not None else []
+        self.pending: deque[_Pending | None] = deque()
+        self.answering = False
+        self.cleared = False
+        # A Condition, not a thread-owned lock: Gradio may resume a generator on another thread.
+        self.turn = threading.Condition()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChatSession:
+        """gr.State copies its initial value for each browser session: the copy has its own turn."""
+        return ChatSession(copy.deepcopy(self.messages, memo), copy.deepcopy(self.history, memo))
+
+    def show(self, index: int, content: str) -> list[dict[str, str]]:
+        """Put one answer's current content in place; the whole chat as it now stands."""
+        with self.turn:
+            self.messages[index] = {"role": "assistant", "content": content}
+            return list(self.messages)
 
 
-ChatOutputs = tuple[list[dict[str, str]], ChatSession, Any, str]
+AskOutputs = tuple[Any, Any, Any]  # the chat, the session, the answer as JSON (or gr.skip() for each)
 DocsOutputs = tuple[str, list[list[str | int]], Any, str, None]
 ProgressFn = Callable[[float, str], None]
 
@@ -101,14 +158,26 @@ def _no_progress(fraction: float, desc: str) -> None:
 
 
 class ChatService:
-    """Event handlers over one engine. Mutations take the write lock; questions share the read lock."""
+    """Event handlers over one engine.
+
+    Questions take no lock: the engine gives each question one consistent index while an upload or a
+    removal builds the next. Uploads and removals take turns among themselves (one plain lock).
+    """
 
     def __init__(
-        self, engine: Any, lock: ReadWriteLock | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES
+        self,
+        engine: Any,
+        *,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        upload_dir: str | Path | None = None,
+        llm: LlmStatus | None = None,
     ):
         self.engine = engine
-        self.lock = lock or ReadWriteLock()
         self.max_upload_bytes = max_upload_bytes
+        self.upload_dir = Path(upload_dir or get_upload_folder())
+        self.sent_files: Container[str] | None = None  # what the server received; build_app wires it
+        self.llm = llm  # None: not checked here, the engine says what went wrong
+        self._write_lock = threading.Lock()
         self._docs: list[DocumentInfo] = list(engine.documents())
 
     # --- reads -------------------------------------------------------------------------------
@@ -123,6 +192,9 @@ class ChatService:
             "index": str(self.engine.index_dir),
             "documents": len(docs),
             "paragraphs": sum(d.paragraphs for d in docs),
+            "llm": None
+            if self.llm is None
+            else {"available": self.llm.available, "message": self.llm.message},
         }
 
     def status(self) -> str:
@@ -134,63 +206,109 @@ class ChatService:
             return f"问题太长：{len(question)} 个字符，上限 {limit} 个。请缩短后再问。"
         return f"这个问题无法处理：{error}"
 
-    def ask(self, question: str, answerer: str, session: ChatSession) -> Iterator[ChatOutputs]:
-        """Stream one answer into the session's chat, then replace it with the cited, rendered answer."""
+    def _enqueue(self, question: str, session: ChatSession) -> None:
+        """Show the question with a placeholder and queue it; an empty one queues a no-op (one per send)."""
         question = (question or "").strip()
-        if not question:
-            yield list(session.messages), session, gr.skip(), ""
+        with session.turn:
+            if not question:
+                session.pending.append(None)
+                return
+            busy = session.answering or any(session.pending)
+            placeholder = render.waiting_html() if busy else render.streaming_html("")
+            answer_id = f"a{len(session.messages)}-{secrets.token_hex(3)}"
+            session.messages.extend(
+                [{"role": "user", "content": question}, {"role": "assistant", "content": placeholder}]
+            )
+            session.pending.append(_Pending(question, len(session.messages) - 1, answer_id))
+
+    def answer_next(self, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
+        """Answer the oldest queued question of this session once the one before it is done."""
+        with session.turn:
+            while session.answering:
+                session.turn.wait()
+            session.answering = True
+            item = session.pending.popleft() if session.pending else None
+        try:
+            if session.cleared:  # a new conversation began: leave it alone
+                yield gr.skip(), gr.skip(), gr.skip()
+                return
+            if item is None:  # an empty question
+                yield list(session.messages), session, None
+                return
+            yield from self._answer(item, answerer, session)
+        finally:
+            with session.turn:
+                session.answering = False
+                session.turn.notify_all()
+
+    def ask(self, question: str, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
+        """Show the question at once, then answer it after the ones sent before it in this session (the
+        /ask endpoint): the chat, the session, the answer as JSON."""
+        self._enqueue(question, session)
+        with session.turn:
+            chat = list(session.messages)
+        yield chat, session, gr.skip()
+        yield from self.answer_next(answerer, session)
+
+    def _answer(self, item: _Pending, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
+        """Stream one answer into its place in the chat, then replace it with the cited, rendered answer."""
+        question, index = item.question, item.index
+        if answerer == "llm" and self.llm is not None and not self.llm.available:
+            yield session.show(index, render.notice_html(self.llm.message)), session, None
             return
-        answer_id = f"a{len(session.messages)}-{secrets.token_hex(3)}"
-        session.messages.append({"role": "user", "content": question})
-        session.messages.append({"role": "assistant", "content": render.streaming_html("")})
-        yield list(session.messages), session, gr.skip(), ""
+        yield session.show(index, render.streaming_html("")), session, gr.skip()
         answer: Answer | None = None
+        shown: str | None = None
         partial = ""
         try:
-            with self.lock.read():
-                for item in self.engine.ask_stream(
-                    question, history=list(session.history), answerer=answerer
-                ):
-                    if isinstance(item, Answer):
-                        answer = item
-                    else:
-                        partial += item
-                        session.messages[-1] = {
-                            "role": "assistant",
-                            "content": render.streaming_html(partial),
-                        }
-                        yield list(session.messages), session, gr.skip(), ""
+            for piece in self.engine.ask_stream(question, history=list(session.history), answerer=answerer):
+                if session.cleared:
+                    return
+                if isinstance(piece, Answer):
+                    answer = piece
+                else:
+                    partial += piece
+                    yield session.show(index, render.streaming_html(partial)), session, gr.skip()
         except QuestionError as e:
-            session.messages[-1] = {
-                "role": "assistant",
-                "content": render.notice_html(self._question_problem(question, e)),
-            }
+            shown = render.notice_html(self._question_problem(question, e))
         except LLMError as e:
-            message = f"大模型暂时不可用：{e}。可以改用“抽取式”回答方式。"
-            session.messages[-1] = {"role": "assistant", "content": render.notice_html(message)}
+            shown = render.notice_html(f"大模型暂时不可用：{e}。可以改用“抽取式”回答方式。")
         except RagError as e:
-            session.messages[-1] = {"role": "assistant", "content": render.notice_html(f"出错了：{e}")}
+            shown = render.notice_html(f"出错了：{e}")
         except Exception:
             log.exception("answering %r failed", question[:200])
-            session.messages[-1] = {
-                "role": "assistant",
-                "content": render.notice_html("内部错误，请查看服务日志。"),
-            }
-        if answer is None:
-            if session.messages[-1]["content"].startswith('<div class="rag-answer rag-streaming"'):
-                session.messages[-1] = {"role": "assistant", "content": render.notice_html("没有得到回答。")}
-            yield list(session.messages), session, None, ""
+            shown = render.notice_html("内部错误，请查看服务日志。")
+        if session.cleared:
             return
-        session.messages[-1] = {"role": "assistant", "content": render.answer_html(answer, answer_id)}
-        session.history.extend(
-            [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
-        )
-        yield list(session.messages), session, dataclasses.asdict(answer), ""
+        if answer is None:
+            yield session.show(index, shown or render.notice_html("没有得到回答。")), session, None
+            return
+        chat = session.show(index, render.answer_html(answer, item.answer_id))
+        with session.turn:
+            session.history.extend(
+                [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+            )
+        yield chat, session, dataclasses.asdict(answer)
 
-    def clear(self) -> tuple[list[dict[str, str]], ChatSession, None]:
+    def clear(self, session: ChatSession | None = None) -> tuple[list[dict[str, str]], ChatSession, None]:
+        """A new conversation; answers still coming for the old one are dropped."""
+        if session is not None:
+            with session.turn:
+                session.cleared = True
         return [], ChatSession(), None
 
     # --- writes ------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self, say: ProgressFn, waiting: str) -> Iterator[None]:
+        """Take the write turn; say `waiting` only when another upload or removal really holds it."""
+        if not self._write_lock.acquire(blocking=False):
+            say(0.05, waiting)
+            self._write_lock.acquire()
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
     def _after_change(self, message: str) -> DocsOutputs:
         self._docs = list(self.engine.documents())
         names = [d.doc for d in self._docs]
@@ -206,23 +324,36 @@ class ChatService:
         return self._after_change("")
 
     def upload(self, files: list[str] | None, progress: ProgressFn | None = None) -> DocsOutputs:
-        """Check, stage and index uploaded files; the index is left as it was when anything fails."""
+        """Check, stage and index uploaded files; the index is left as it was when anything fails.
+
+        Only files a client sent are read: each must be a regular file in the upload folder (and, where
+        the server keeps the record, one it received), so a path naming a file of the server is refused.
+        """
         say: ProgressFn = progress or _no_progress
         if not files:
             return self._after_change("请先选择要上传的文件。")
         staging = Path(tempfile.mkdtemp(prefix="rag-upload-"))
         try:
             say(0.02, "检查文件…")
-            accepted, rejected = stage_uploads([Path(f) for f in files], staging, self.max_upload_bytes)
+            sent: list[Path] = []
+            refused: list[tuple[str, str]] = []
+            for f in files:
+                try:
+                    sent.append(sent_by_client(str(f), self.upload_dir, self.sent_files))
+                except UploadRejected as e:
+                    refused.append((Path(str(f)).name, str(e)))
+            accepted, rejected = stage_uploads(sent, staging, self.max_upload_bytes)
+            rejected = refused + rejected
             report: BuildReport | None = None
             if accepted:
-                say(0.05, f"等待其他索引操作结束，然后索引 {len(accepted)} 个文件…")
+                count = len(accepted)
 
                 def embedded(done: int, total: int) -> None:
                     say(0.05 + 0.9 * done / max(total, 1), f"正在生成向量：{done}/{total} 字")
 
                 try:
-                    with self.lock.write():
+                    with self._writing(say, f"另一个上传或删除正在进行，等它完成后再索引 {count} 个文件…"):
+                        say(0.05, f"正在索引 {count} 个文件…")
                         report = self.engine.add([str(a.path) for a in accepted], progress=embedded)
                 except RagError as e:
                     return self._after_change(
@@ -236,14 +367,22 @@ class ChatService:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def remove(self, name: str | None) -> DocsOutputs:
+    def confirm_remove(self, name: str | None) -> tuple[Any, str]:
+        """The question asked before a removal: shown only when a document is chosen."""
+        if not name:
+            return gr.update(visible=False), "请先选择要删除的文档。"
+        return gr.update(visible=True), render.confirm_remove_markdown(name)
+
+    def remove(self, name: str | None, progress: ProgressFn | None = None) -> DocsOutputs:
         """Drop one document from the index."""
+        say: ProgressFn = progress or _no_progress
         if not name:
             return self._after_change("请先选择要删除的文档。")
         if name not in {d.doc for d in self._docs}:
             return self._after_change(f"索引里没有文档 `{name}`。")
         try:
-            with self.lock.write():
+            with self._writing(say, f"另一个上传或删除正在进行，等它完成后再删除 {name}…"):
+                say(0.1, f"正在删除 {name}…")
                 report = self.engine.remove(name)
         except RagError as e:
             return self._after_change(f"索引没有改变：{e}")
@@ -257,10 +396,20 @@ def _theme() -> gr.themes.Base:
 
 
 def build_app(
-    engine: Any, *, max_upload_bytes: int = MAX_UPLOAD_BYTES, service: ChatService | None = None
+    engine: Any,
+    *,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    service: ChatService | None = None,
+    llm: LlmStatus | None = None,
 ) -> gr.Blocks:
-    """The Gradio Blocks for one engine: a chat tab and a documents tab."""
+    """The Gradio Blocks for one engine: a chat tab and a documents tab. `llm` None probes the model."""
     svc = service or ChatService(engine, max_upload_bytes=max_upload_bytes)
+    if svc.llm is None:
+        svc.llm = llm or probe_llm(engine.settings)
+    offered = [c for c in ANSWERER_CHOICES if c[1] != "llm" or svc.llm.available]
+    default_answerer = (
+        engine.settings.answerer if engine.settings.answerer in {c[1] for c in offered} else "extractive"
+    )
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         status = gr.Markdown(svc.status(), elem_id="rag-status")
@@ -273,7 +422,7 @@ def build_app(
                 min_height=420,
                 latex_delimiters=[],
                 feedback_options=None,
-                buttons=["copy"],
+                buttons=[],  # each answer has its own copy button: plain text with its sources, not HTML
                 placeholder="向已索引的文档提问，答案会标注 [n] 并在下方列出原文出处。",
             )
             with gr.Row():
@@ -287,21 +436,27 @@ def build_app(
                 send = gr.Button("发送", variant="primary", scale=1, elem_id="rag-send")
             with gr.Row():
                 answerer = gr.Radio(
-                    ANSWERER_CHOICES,
-                    value=engine.settings.answerer,
+                    offered,
+                    value=default_answerer,
                     label="回答方式",
+                    info=svc.llm.message,
+                    elem_id="rag-answerer",
                     scale=4,
                 )
                 clear = gr.Button("清空对话", scale=1, elem_id="rag-clear")
             gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="示例问题（简体 / 繁體）")
             answer_json = gr.JSON(visible=False)
+            asked = gr.Textbox(visible=False)  # the question as it left the box, for the answer step
         with gr.Tab("文档", id="docs"):
             table = gr.Dataframe(
                 value=render.document_rows(svc.documents()),
                 headers=["文档", "段落数", "添加时间"],
                 datatype=["str", "number", "str"],
                 interactive=False,
+                wrap=True,
+                column_widths=DOCS_COLUMN_WIDTHS,
                 label="已索引的文档",
+                elem_id="rag-docs",
             )
             with gr.Row():
                 with gr.Column():
@@ -311,37 +466,89 @@ def build_app(
                         file_types=list(ALLOWED_SUFFIXES),
                         elem_id="rag-upload",
                     )
-                    add = gr.Button("添加到索引", variant="primary")
+                    add = gr.Button("添加到索引", variant="primary", elem_id="rag-add")
                 with gr.Column():
                     doc_choice = gr.Dropdown(
                         choices=[d.doc for d in svc.documents()], label="选择要删除的文档", value=None
                     )
-                    remove = gr.Button("删除文档", variant="stop")
+                    remove = gr.Button("删除文档", variant="stop", elem_id="rag-remove")
+                    with gr.Group(visible=False, elem_id="rag-confirm") as confirm_box:
+                        confirm_text = gr.Markdown()
+                        with gr.Row():
+                            confirm = gr.Button("确认删除", variant="stop", elem_id="rag-confirm-remove")
+                            cancel = gr.Button("取消", elem_id="rag-cancel-remove")
                     refresh = gr.Button("刷新列表")
-            report = gr.Markdown(elem_id="rag-report")
+            report = gr.Markdown(elem_id="rag-report", min_height=48)
 
-        ask_io: dict[str, Any] = {
-            "fn": svc.ask,
-            "inputs": [question, answerer, session],
-            "outputs": [chatbot, session, answer_json, question],
-        }
-        send.click(**ask_io, api_name="ask")
-        question.submit(**ask_io, api_visibility="private")
-        clear.click(svc.clear, outputs=[chatbot, session, answer_json], api_name="clear")
-        chatbot.clear(svc.clear, outputs=[chatbot, session, answer_json], api_visibility="private")
+        # The box is cleared in the browser the moment a question leaves it, and never written again: what
+        # is typed while an answer streams stays. A question sent meanwhile is shown at once and answered
+        # after the one before it (trigger_mode "multiple": a second send is not dropped).
+        for trigger, api in (
+            (send.click, {"api_name": "ask"}),
+            (question.submit, {"api_visibility": "private"}),
+        ):
+            trigger(
+                None,
+                inputs=[question],
+                outputs=[question, asked],
+                js="(question) => ['', question]",
+                queue=False,
+                show_progress="hidden",
+                trigger_mode="multiple",
+                api_visibility="private",
+            ).then(
+                svc.ask,
+                inputs=[asked, answerer, session],
+                outputs=[chatbot, session, answer_json],
+                show_progress_on=[chatbot],
+                show_progress="minimal",
+                trigger_mode="multiple",
+                concurrency_id="ask",
+                **api,
+            )
+        clear.click(svc.clear, inputs=[session], outputs=[chatbot, session, answer_json], api_name="clear")
+        chatbot.clear(
+            svc.clear, inputs=[session], outputs=[chatbot, session, answer_json], api_visibility="private"
+        )
 
         docs_out = [report, table, doc_choice, status, files]
 
         def upload(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> DocsOutputs:  # noqa: B008
             return svc.upload(paths, lambda fraction, desc: progress(fraction, desc=desc))
 
-        add.click(upload, inputs=[files], outputs=docs_out, api_name="upload", concurrency_limit=1)
+        def remove_doc(name: str | None, progress: gr.Progress = gr.Progress()) -> DocsOutputs:  # noqa: B008
+            return svc.remove(name, lambda fraction, desc: progress(fraction, desc=desc))
+
+        # One progress bar, on the report; uploads and removals take turns inside the service.
+        add.click(upload, inputs=[files], outputs=docs_out, api_name="upload", show_progress_on=[report])
         remove.click(
-            svc.remove, inputs=[doc_choice], outputs=docs_out, api_name="remove", concurrency_limit=1
+            svc.confirm_remove,
+            inputs=[doc_choice],
+            outputs=[confirm_box, confirm_text],
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
         )
-        refresh.click(svc.refresh, outputs=docs_out, api_name="documents")
-        demo.load(svc.refresh, outputs=docs_out, api_visibility="private")
+        confirm.click(
+            lambda: gr.update(visible=False),
+            outputs=[confirm_box],
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        ).then(
+            remove_doc, inputs=[doc_choice], outputs=docs_out, api_name="remove", show_progress_on=[report]
+        )
+        cancel.click(
+            lambda: gr.update(visible=False),
+            outputs=[confirm_box],
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
+        refresh.click(svc.refresh, outputs=docs_out, api_name="documents", show_progress_on=[report])
+        demo.load(svc.refresh, outputs=docs_out, api_visibility="private", show_progress="hidden")
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=DEFAULT_QUEUE_SIZE)
+    svc.sent_files = demo.upload_file_set  # the files this app received through its upload route
     return demo
 
 
@@ -350,9 +557,11 @@ def create_app(
     *,
     root_path: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    llm: LlmStatus | None = None,
 ) -> FastAPI:
-    """FastAPI with /healthz and the chat mounted at /. root_path None reads GRADIO_ROOT_PATH."""
-    service = ChatService(engine, max_upload_bytes=max_upload_bytes)
+    """FastAPI with /healthz and the chat mounted at /. root_path None reads GRADIO_ROOT_PATH; llm None
+    probes the configured model once."""
+    service = ChatService(engine, max_upload_bytes=max_upload_bytes, llm=llm or probe_llm(engine.settings))
     demo = build_app(engine, max_upload_bytes=max_upload_bytes, service=service)
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -360,7 +569,7 @@ def create_app(
     def healthz() -> dict[str, Any]:
         return service.health()
 
-    return gr.mount_gradio_app(
+    app = gr.mount_gradio_app(
         app,
         demo,
         path="/",
@@ -376,7 +585,13 @@ def create_app(
         pwa=False,
         theme=_theme(),
         css=render.CSS,
+        head=render.HEAD,
     )
+    # Gradio checks that a file named in a request lies in its upload folder (was sent by a client) only
+    # once the Blocks "has launched"; launch() sets that, mount_gradio_app does not, so without this any
+    # client could name a server path and have it copied into the public cache.
+    demo.has_launched = True
+    return app
 
 
 def serve(
@@ -397,18 +612,35 @@ def serve(
 
         open_engine = Engine.open
     engine = open_engine(str(index_dir), settings=settings)
-    app = create_app(engine, root_path=root_path, max_upload_bytes=max_upload_mb * 1048576)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     url = f"http://{host}:{port}/"
     prefix = (root_path if root_path is not None else os.environ.get("GRADIO_ROOT_PATH", "")).rstrip("/")
     behind = f"；反向代理下的地址前缀 {prefix}/" if prefix else ""
     count = len(engine.documents())
+    llm = probe_llm(engine.settings)
+    app = create_app(engine, root_path=root_path, max_upload_bytes=max_upload_mb * 1048576, llm=llm)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
     def announce() -> None:
         while not server.started and not server.should_exit:
             time.sleep(0.1)
         if server.started:
             print(f"{TITLE}：已加载 {count} 个文档，打开 {url}（就绪检查 {url}healthz{behind}）", flush=True)
+            print(llm.message, flush=True)
+
+    def resume() -> None:
+        # Uploads a crashed server left half-embedded in the index's journal are finished in the background.
+        resume_pending = getattr(engine, "resume_pending", None)
+        if resume_pending is None:
+            return
+        try:
+            for report in resume_pending():
+                print(
+                    f"已完成上次中断的索引任务：{', '.join(report.added + report.updated) or '（无变化）'}",
+                    flush=True,
+                )
+        except RagError as exc:
+            print(f"上次中断的索引任务没有完成：{exc}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
+    threading.Thread(target=resume, daemon=True).start()
     server.run()

@@ -2,6 +2,7 @@
 
 Pure functions over rag values; no Gradio, no engine. Everything is escaped here, and the HTML is
 written without blank lines so the chat's Markdown renderer passes it through as one HTML block.
+No emoji anywhere: a machine without an emoji font would show empty boxes.
 """
 
 from __future__ import annotations
@@ -115,9 +116,9 @@ def verification_html(answer: Answer) -> str:
     if answer.verified is None:
         return ""
     cls, label = (
-        ("rag-verified", "✅ 已核验：答案与引用原文一致")
+        ("rag-verified", "已核验：答案与引用原文一致")
         if answer.verified
-        else ("rag-unverified", "⚠️ 未通过核验")
+        else ("rag-unverified", "未通过核验")
     )
     reasons = "".join(f"<li>{_esc(r)}</li>" for r in answer.verification)
     return _one_line(
@@ -129,10 +130,33 @@ def verification_html(answer: Answer) -> str:
     )
 
 
+def answer_text(answer: Answer) -> str:
+    """The answer as plain text, for the clipboard: its text, then each source with its quoted sentence."""
+    lines = [answer.text]
+    if answer.found and answer.citations:
+        lines += ["", "来源："]
+        for c in answer.citations:
+            where = f"{c.doc} 第 {c.paragraph} 段" + (f"（{c.section}）" if c.section else "")
+            span = quote_span(c)
+            quoted = c.text[span[0] : span[1]] if span else c.text
+            lines.append(f"[{c.n}] {where}：{quoted}")
+    return "\n".join(lines)
+
+
+def copy_button(text: str) -> str:
+    """A button that puts `text` on the clipboard (HEAD's script does the copying), with the text beside it
+    unseen, one element per line: the chat's sanitiser drops data-* attributes and the newlines in them."""
+    lines = "".join(f"<div>{_esc(line)}</div>" for line in text.split("\n"))
+    return (
+        '<button type="button" class="rag-copy" title="复制回答和出处（纯文本）">复制</button>'
+        f'<div class="rag-copy-text">{lines}</div>'
+    )
+
+
 def answer_html(answer: Answer, answer_id: str) -> str:
     """A finished answer: text with linked markers, verification, then its sources (or the closest paragraphs)."""
     answerer = ANSWERER_LABELS.get(answer.answerer, answer.answerer)
-    meta = f'<div class="rag-meta">回答方式：{_esc(answerer)}</div>'
+    meta = f'<div class="rag-meta">回答方式：{_esc(answerer)} {copy_button(answer_text(answer))}</div>'
     if answer.found:
         valid = {c.n for c in answer.citations}
         body = f'<div class="rag-answer" id="{answer_id}">{link_markers(answer.text, answer_id, valid)}</div>'
@@ -146,7 +170,7 @@ def answer_html(answer: Answer, answer_id: str) -> str:
         body = _one_line(
             [
                 f'<div class="rag-answer rag-notfound" id="{answer_id}">',
-                '<div class="rag-notfound-badge">📭 文档中没有找到答案</div>',
+                '<div class="rag-notfound-badge">文档中没有找到答案</div>',
                 f"<div>{_esc(answer.text)}</div>",
                 "</div>",
             ]
@@ -167,9 +191,14 @@ def streaming_html(partial: str) -> str:
     return f'<div class="rag-answer rag-streaming">{_esc(partial)}<span class="rag-cursor">▌</span></div>'
 
 
+def waiting_html() -> str:
+    """A question sent while another of the same conversation is being answered."""
+    return '<div class="rag-answer rag-streaming rag-waiting">等上一个问题回答完，再回答这一个…</div>'
+
+
 def notice_html(message: str) -> str:
     """A message about the question itself (too long, empty), not an answer."""
-    return f'<div class="rag-notice">⚠️ {_esc(message)}</div>'
+    return f'<div class="rag-notice">{_esc(message)}</div>'
 
 
 def format_added_at(added_at: str) -> str:
@@ -186,24 +215,29 @@ def document_rows(docs: Sequence[DocumentInfo]) -> list[list[str | int]]:
 def status_markdown(docs: Sequence[DocumentInfo], index_dir: str) -> str:
     """The readiness line under the page title."""
     paragraphs = sum(d.paragraphs for d in docs)
-    return f"🟢 索引已就绪：{len(docs)} 个文档，{paragraphs} 个段落（`{index_dir}`）"
+    return f"索引已就绪：{len(docs)} 个文档，{paragraphs} 个段落（`{index_dir}`）"
 
 
 def report_markdown(report: BuildReport | None, rejected: Sequence[tuple[str, str]]) -> str:
     """What an upload or removal did, in Chinese, one line per kind of outcome."""
     lines: list[str] = []
     for name, reason in rejected:
-        lines.append(f"- ❌ 未接收 `{name}`：{reason}")
+        lines.append(f"- 未接收 `{name}`：{reason}")
     if report is not None:
         for label, names in (
-            ("✅ 已添加", report.added),
-            ("🔄 已更新", report.updated),
-            ("➖ 内容未变", report.unchanged),
-            ("🗑️ 已删除", report.removed),
+            ("已添加", report.added),
+            ("已更新", report.updated),
+            ("内容未变", report.unchanged),
+            ("已删除", report.removed),
         ):
             lines.extend(f"- {label} `{n}`" for n in names)
-        lines.extend(f"- ❌ 未能索引 `{s.path}`：{s.reason}" for s in report.skipped)
+        lines.extend(f"- 未能索引 `{s.path}`：{s.reason}" for s in report.skipped)
     return "\n".join(lines) if lines else "没有变化。"
+
+
+def confirm_remove_markdown(name: str) -> str:
+    """The question asked before a document is removed."""
+    return f"确定要从索引中删除 `{name}` 吗？删除后要重新上传才能再问到它。"
 
 
 CSS = """
@@ -227,4 +261,49 @@ CSS = """
 .rag-verified { color: #15803d; }
 .rag-unverified { color: #b45309; }
 .rag-cursor { opacity: 0.6; }
+.rag-waiting { opacity: 0.7; font-style: italic; }
+.rag-copy-text { display: none; }
+.rag-copy { margin-left: 8px; padding: 0 8px; font-size: 1em; border: 1px solid rgba(128,128,128,0.5); border-radius: 4px; background: transparent; color: inherit; cursor: pointer; }
+/* The chat's label and buttons get their own row above the messages, so scrolled text never runs under them. */
+#rag-chat > .wrapper { display: flex; flex-direction: column; }
+#rag-chat > .wrapper > label { position: static; flex: none; align-self: flex-start; margin: var(--block-label-margin); }
+#rag-chat > .wrapper > .bubble-wrap { flex: 1 1 auto; min-height: 0; height: auto; padding-top: var(--spacing-md); }
+/* Long file names and dates wrap inside their cells: the table fits a phone's width. */
+#rag-docs th, #rag-docs td, #rag-docs .cell-wrap { white-space: normal; overflow-wrap: anywhere; }
 """
+
+# Copies an answer's plain text (the hidden .rag-copy-text beside its button, a line per element) when the
+# button is pressed. The clipboard API needs a secure context (https or localhost); elsewhere the older
+# execCommand("copy") does it. Gradio inserts the head twice; the flag keeps one listener.
+HEAD = """<script>
+if (!window.ragCopyInstalled) {
+  window.ragCopyInstalled = true;
+  // Capture phase: the copy happens even if a handler of the chat stops the click on its way up.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest ? event.target.closest(".rag-copy") : null;
+    if (!button) return;
+    const holder = button.parentElement ? button.parentElement.querySelector(".rag-copy-text") : null;
+    const text = holder ? [...holder.children].map((line) => line.textContent).join("\\n") : "";
+    const done = () => {
+      button.textContent = "已复制";
+      setTimeout(() => { button.textContent = "复制"; }, 1500);
+    };
+    const fallback = () => {
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      if (ok) done();
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, fallback);
+    } else {
+      fallback();
+    }
+  }, true);
+}
+</script>"""

@@ -1,15 +1,21 @@
-"""Checks on uploaded files before they reach the index: name, size and type by content.
+"""Checks on uploaded files before they reach the index: where they came from, name, size and type by content.
 
-The extension must agree with what the bytes are (a PDF starts with %PDF-, a .docx is a zip holding
-word/document.xml, text decodes), so a renamed binary is refused here with a reason the user can read.
+Only a regular file that a client sent (it lies in the server's upload folder) is opened, and never more
+than the size limit plus one byte is read: a path naming /dev/zero, a pipe or a file elsewhere on the
+server is refused before any read. The extension must agree with what the bytes are (a PDF starts with
+%PDF-, a .docx is a zip holding word/document.xml, text decodes), so a renamed binary is refused here
+with a reason the user can read.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
-import shutil
+import stat
 import unicodedata
 import zipfile
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,53 +70,91 @@ def _decodes(data: bytes) -> bool:
     return False
 
 
-def check_content(path: Path, suffix: str) -> None:
+def check_content(data: bytes, suffix: str) -> None:
     """Raise UploadRejected when the bytes do not match the extension."""
     if suffix == ".pdf":
-        with path.open("rb") as f:
-            if not f.read(1024).lstrip(b"\r\n\t ").startswith(b"%PDF-"):
-                raise UploadRejected("扩展名是 .pdf，但内容不是 PDF（缺少 %PDF- 文件头）")
+        if not data[:1024].lstrip(b"\r\n\t ").startswith(b"%PDF-"):
+            raise UploadRejected("扩展名是 .pdf，但内容不是 PDF（缺少 %PDF- 文件头）")
     elif suffix == ".docx":
-        if not zipfile.is_zipfile(path):
-            raise UploadRejected("扩展名是 .docx，但内容不是 Word 文档（不是 zip 格式）")
-        with zipfile.ZipFile(path) as z:
-            if "word/document.xml" not in z.namelist():
-                raise UploadRejected("扩展名是 .docx，但压缩包里没有 word/document.xml")
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile:
+            raise UploadRejected("扩展名是 .docx，但内容不是 Word 文档（不是 zip 格式）") from None
+        if "word/document.xml" not in names:
+            raise UploadRejected("扩展名是 .docx，但压缩包里没有 word/document.xml")
     elif suffix in TEXT_SUFFIXES:
-        data = path.read_bytes()
         if data.startswith((b"%PDF-", b"PK\x03\x04")) or not _decodes(data):
             raise UploadRejected("不是可读的文本文件：无法按 UTF-8、GB18030 或 Big5 解码")
         if not data.strip():
             raise UploadRejected("文件是空的")
 
 
-def check_upload(path: Path, original_name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
-    """The safe name to index an uploaded file under; UploadRejected says why it cannot be."""
+def _too_big(size: int, max_bytes: int) -> UploadRejected:
+    return UploadRejected(f"文件太大（{size / 1048576:.1f} MB），上限 {max_bytes / 1048576:.0f} MB")
+
+
+def read_upload(path: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
+    """The bytes of a regular file, at most max_bytes of them; anything else is refused unread.
+
+    The kind is checked before opening (opening a pipe blocks, a device can have effects) and again on the
+    open descriptor, so a file swapped for a link or a device in between is refused too.
+    """
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise UploadRejected("不是普通文件（设备、管道、目录或链接），没有读取")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UploadRejected("不是普通文件（设备、管道、目录或链接），没有读取")
+        if info.st_size > max_bytes:
+            raise _too_big(info.st_size, max_bytes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_big(len(data), max_bytes)
+    if not data:
+        raise UploadRejected("文件是空的")
+    return data
+
+
+def sent_by_client(path: str, upload_dir: Path, sent: Container[str] | None = None) -> Path:
+    """The path of a file a client uploaded: inside the server's upload folder (links resolved) and, when
+    the server keeps a record of what it received (`sent`), named in it. UploadRejected otherwise."""
+    given = Path(os.path.abspath(path))
+    inside = given.resolve().is_relative_to(upload_dir.resolve())
+    if not inside or (sent is not None and path not in sent and str(given) not in sent):
+        raise UploadRejected("不是通过本服务上传的文件，没有读取；请在“文档”页选择文件上传")
+    return given
+
+
+def _checked(path: Path, original_name: str, max_bytes: int) -> tuple[str, bytes]:
     name = safe_name(original_name)
     suffix = Path(name).suffix
     if suffix not in ALLOWED_SUFFIXES:
         raise UploadRejected(
             f"不支持的文件类型 {suffix or '（无扩展名）'}；可上传 {' '.join(ALLOWED_SUFFIXES)}"
         )
-    size = path.stat().st_size
-    if size == 0:
-        raise UploadRejected("文件是空的")
-    if size > max_bytes:
-        raise UploadRejected(f"文件太大（{size / 1048576:.1f} MB），上限 {max_bytes / 1048576:.0f} MB")
-    check_content(path, suffix)
-    return name
+    data = read_upload(path, max_bytes)
+    check_content(data, suffix)
+    return name, data
+
+
+def check_upload(path: Path, original_name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
+    """The safe name to index an uploaded file under; UploadRejected says why it cannot be."""
+    return _checked(path, original_name, max_bytes)[0]
 
 
 def stage_uploads(
     uploads: list[Path], staging: Path, max_bytes: int = MAX_UPLOAD_BYTES
 ) -> tuple[list[CheckedUpload], list[tuple[str, str]]]:
-    """Copy the acceptable uploads into `staging` under safe names; the rest come back with reasons."""
+    """Write the acceptable uploads into `staging` under safe names (the bytes that were checked, not a
+    second read); the rest come back with reasons."""
     accepted: list[CheckedUpload] = []
     rejected: list[tuple[str, str]] = []
     seen: set[str] = set()
     for upload in uploads:
         try:
-            name = check_upload(upload, upload.name, max_bytes)
+            name, data = _checked(upload, upload.name, max_bytes)
         except UploadRejected as e:
             rejected.append((upload.name, str(e)))
             continue
@@ -122,6 +166,6 @@ def stage_uploads(
             continue
         seen.add(name)
         target = staging / name
-        shutil.copyfile(upload, target)
+        target.write_bytes(data)
         accepted.append(CheckedUpload(target, name))
     return accepted, rejected
