@@ -339,7 +339,10 @@ def sweep(root: Path) -> None:
         return
     for folder in journal.iterdir():
         # A new job is locked by its maker right after it is made: leave young ones alone.
-        young = folder.name.startswith(".new-") and time.time() - folder.stat().st_mtime < SWEEP_AFTER_S
+        try:
+            young = folder.name.startswith(".new-") and time.time() - folder.stat().st_mtime < SWEEP_AFTER_S
+        except FileNotFoundError:  # its maker named it (or swept it) since the listing
+            continue
         if folder.is_dir() and folder.name.startswith((".new-", ".committing-")) and not young:
             owner = FileLock(folder / OWNER_LOCK)
             try:
