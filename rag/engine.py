@@ -86,9 +86,15 @@ class Engine:
         index_dir: str | Path = "index",
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        collection: str | None = None,
     ) -> Engine:
         """Load an index built earlier; refuses one built with another embedder. A reader: it leaves the
-        work interrupted writers left in the journal to writers (resume_pending)."""
+        work interrupted writers left in the journal to writers (resume_pending). With `collection`,
+        index_dir is a data folder and the collection of that name in it is opened (rag/collections.py)."""
+        if collection is not None:
+            from rag.collections import collection_dir
+
+            index_dir = collection_dir(index_dir, collection)
         settings, embedder, by_name = _settings_and_embedder(index_dir, settings, embedder)
         store = Store.open(index_dir, expect_embedder=embedder.id)
         return cls(store, embedder, settings, Path(index_dir), by_name)

@@ -29,10 +29,14 @@ import httpx
 from fastapi import FastAPI
 from gradio.utils import get_upload_folder
 
+from rag.collections import Collections
 from rag.config import Settings
 from rag.errors import LLMError, QuestionError, RagError
 from rag.types import Answer, BuildReport, DocumentInfo
 from ui import render
+from ui.api import include_api
+from ui.auth import ApiKeyMiddleware, ApiKeys, api_keys_from, check_bind, gradio_admin_fns
+from ui.feedback import Journal, log_questions_from
 from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, UploadRejected, sent_by_client, stage_uploads
 
 log = logging.getLogger(__name__)
@@ -558,9 +562,13 @@ def create_app(
     root_path: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     llm: LlmStatus | None = None,
+    collections: Collections | None = None,
+    keys: ApiKeys | None = None,
+    journal: Journal | None = None,
 ) -> FastAPI:
-    """FastAPI with /healthz and the chat mounted at /. root_path None reads GRADIO_ROOT_PATH; llm None
-    probes the configured model once."""
+    """FastAPI with /healthz, the HTTP API (ui/api.py: /api, /v1, /docs) and the chat mounted at /, every
+    route behind the API key check when keys are given. root_path None reads GRADIO_ROOT_PATH; llm None
+    probes the configured model once; collections None serves the engine's index as `default`."""
     service = ChatService(engine, max_upload_bytes=max_upload_bytes, llm=llm or probe_llm(engine.settings))
     demo = build_app(engine, max_upload_bytes=max_upload_bytes, service=service)
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
@@ -568,6 +576,10 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return service.health()
+
+    # Before Gradio's mount at "/", which answers every path no earlier route took.
+    collections = collections or Collections.around(engine)
+    include_api(app, collections, journal=journal, max_upload_bytes=max_upload_bytes, title=TITLE)
 
     app = gr.mount_gradio_app(
         app,
@@ -591,6 +603,10 @@ def create_app(
     # once the Blocks "has launched"; launch() sets that, mount_gradio_app does not, so without this any
     # client could name a server path and have it copied into the public cache.
     demo.has_launched = True
+    prefix = (root_path if root_path is not None else os.environ.get("GRADIO_ROOT_PATH", "")).rstrip("/")
+    app.add_middleware(
+        ApiKeyMiddleware, keys=keys or ApiKeys(), root_path=prefix, gradio_admin_fn_ids=gradio_admin_fns(demo)
+    )
     return app
 
 
@@ -603,21 +619,38 @@ def serve(
     settings: Settings | None = None,
     max_upload_mb: int = MAX_UPLOAD_BYTES // 1048576,
     open_engine: Callable[..., Any] | None = None,
+    collection: str | None = None,
+    api_key_file: str | Path | None = None,
 ) -> None:
-    """Open the index and serve the chat until interrupted (`rag serve`)."""
+    """Serve the collections of the data folder index_dir (the chat on `collection`, default: `default`
+    or the first) until interrupted (`rag serve`). Keys come from RAG_API_KEYS and api_key_file; without
+    keys only a loopback address is served."""
     import uvicorn
 
+    keys = api_keys_from(os.environ, api_key_file)
+    check_bind(host, keys)
+    collections = Collections(index_dir, settings)
+    served = collections.served(collection)
     if open_engine is None:
-        from rag.engine import Engine
-
-        open_engine = Engine.open
-    engine = open_engine(str(index_dir), settings=settings)
+        engine = collections.engine(served)
+    else:
+        engine = open_engine(str(collections.path(served)), settings=settings)
+    collections.adopt(served, engine)
+    journal = Journal(log_questions_from(os.environ))
     url = f"http://{host}:{port}/"
     prefix = (root_path if root_path is not None else os.environ.get("GRADIO_ROOT_PATH", "")).rstrip("/")
     behind = f"；反向代理下的地址前缀 {prefix}/" if prefix else ""
     count = len(engine.documents())
     llm = probe_llm(engine.settings)
-    app = create_app(engine, root_path=root_path, max_upload_bytes=max_upload_mb * 1048576, llm=llm)
+    app = create_app(
+        engine,
+        root_path=root_path,
+        max_upload_bytes=max_upload_mb * 1048576,
+        llm=llm,
+        collections=collections,
+        keys=keys,
+        journal=journal,
+    )
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
 
     def announce() -> None:
@@ -626,6 +659,9 @@ def serve(
         if server.started:
             print(f"{TITLE}：已加载 {count} 个文档，打开 {url}（就绪检查 {url}healthz{behind}）", flush=True)
             print(llm.message, flush=True)
+            names = "、".join(collections.names())
+            guard = f"{len(keys.entries)} 个 API 密钥" if keys else "无 API 密钥，仅限本机"
+            print(f"问答集合：{served}（全部：{names}）；API {url}v1 {url}api {url}docs；{guard}", flush=True)
 
     def resume() -> None:
         # Uploads a crashed server left half-embedded in the index's journal are finished in the background.
