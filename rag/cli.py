@@ -57,6 +57,12 @@ def _print_answer(answer: Any, as_json: bool) -> None:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=1))
         return
     print(answer.text)
+    if answer.found and answer.answerer == "extractive":
+        from rag.short_answer import confidence_words
+
+        print(
+            f"  {confidence_words(answer)}（confidence {answer.confidence:.2f}, short {answer.short_confidence:.2f}）"
+        )
     for c in answer.citations:
         where = c.section or c.speaker
         print(f"  [{c.n}] {c.doc} ¶{c.paragraph}" + (f" · {where}" if where else "") + f"\n      “{c.quote}”")

@@ -17,6 +17,7 @@ from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
 from rag.locking import Notify
+from rag.question import analyse_question
 from rag.retrieval import (
     FusionWeights,
     Query,
@@ -35,6 +36,7 @@ from rag.retrieval import (
     top_rows,
     with_place_stems,
 )
+from rag.short_answer import with_short_answer
 from rag.store import Progress, Store, live_documents
 from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
@@ -405,6 +407,8 @@ class Engine:
         k = checked_k(k, self.settings.top_k)
         parts = pinned._parts(query, k)
         extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
+        if len(parts) == 1:
+            extractive = with_short_answer(extractive, analyse_question(question))
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream

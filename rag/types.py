@@ -16,6 +16,15 @@ class Paragraph:
     speaker: str = ""  # press-conference speaker line in force ("…副縣長、新聞發言人 高鵬")
     start: int = 0  # character span in the decoded source text
     end: int = 0
+    page: int = 0  # 1-based page it starts on (PDF, scans); 0 for a format without pages
+    page_breaks: tuple[int, ...] = ()  # offsets in text where a new page begins (a paragraph across pages)
+    table: int = 0  # 1-based table number in the document when the paragraph is a table row; 0 otherwise
+    row: int = 0  # 1-based data row of that table (a very wide row is several paragraphs with one row)
+    ocr_confidence: float = 0.0  # the least sure OCR'd line in it, 0-1; 0.0 when read from a text layer
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.page_breaks, tuple):  # read back from JSON as a list
+            object.__setattr__(self, "page_breaks", tuple(self.page_breaks))
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,10 @@ class Passage:
     dense: float = 0.0  # cosine similarity of the best embedded window
     lexical: float = 0.0  # BM25 score
     replies_to: str = ""  # at a press conference: the journalist's question this turn answers
+    page: int = 0  # as in Paragraph: first page, page breaks inside text, table and row (0: none)
+    page_breaks: tuple[int, ...] = ()
+    table: int = 0
+    row: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,12 @@ class Citation:
     score: float = 0.0
     quote_start: int = 0  # offsets of quote inside text, for highlighting
     quote_end: int = 0
+    answer_start: int = 0  # offsets of the short answer inside quote (equal when the quote has none)
+    answer_end: int = 0
+    page: int = 0  # 1-based page the quote starts on (PDF, scans); 0 for a format without pages
+    page_end: int = 0  # page the quote ends on: after page when it runs across a page break
+    table: int = 0  # 1-based table number when the paragraph is a table row; 0 otherwise
+    row: int = 0  # 1-based data row of that table
 
     @classmethod
     def quoting(cls, n: int, passage: Passage, start: int, end: int) -> Citation:
@@ -62,7 +81,16 @@ class Citation:
             score=passage.score,
             quote_start=start,
             quote_end=end,
+            page=_page_at(passage, start),
+            page_end=_page_at(passage, max(start, end - 1)),
+            table=passage.table,
+            row=passage.row,
         )
+
+
+def _page_at(passage: Passage, offset: int) -> int:
+    """The page that holds passage.text[offset] (0 when not paged)."""
+    return passage.page + sum(1 for b in passage.page_breaks if b <= offset) if passage.page else 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +108,8 @@ class Answer:
     standalone_question: str = ""  # the question as understood after folding in the history
     short: str | None = None  # the answer span itself, in the question's script; None for a refusal
     short_confidence: float = 0.0  # calibrated probability that `short` is right (F1 ≥ 0.5)
+    confidence: float = 0.0  # calibrated probability that the supporting sentence holds a right answer
+    short_stated: bool = False  # short_confidence reached the threshold for stating `short` as the answer
 
 
 @dataclass(frozen=True)

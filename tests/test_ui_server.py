@@ -73,7 +73,11 @@ def test_answer_has_citations_and_highlighted_sources(server: Server) -> None:
     assert c1["doc"] == "000_8e3a739afda006bb.txt"
     html = last_message_text(chat)
     quote = c1["text"][c1["quote_start"] : c1["quote_end"]]
-    assert f"<mark>{quote}</mark>" in html
+    a, b = c1["answer_start"], c1["answer_end"]
+    # the supporting sentence marked, the short answer inside it in bold
+    assert f'<mark>{quote[:a]}<strong class="rag-span">{quote[a:b]}</strong>{quote[b:]}</mark>' in html
+    assert answer["short"] == quote[a:b] and answer["text"].startswith(f"{answer['short']}[1]")
+    assert "把握较高" in html  # the stated short answer's confidence, in words
     assert 'href="#' in html and "-src-1" in html  # [1] links to its source card
     assert f"第 {c1['paragraph']} 段" in html and "相关度" in html
 

@@ -611,6 +611,8 @@ def reference(c: Citation, answer_text: str) -> dict[str, Any]:
         "quote_start": c.quote_start,
         "quote_end": c.quote_end,
         "answer_offsets": _marker_offsets(answer_text, c.n),
+        "short_start": c.answer_start,  # the short answer's offsets inside quote (equal: none)
+        "short_end": c.answer_end,
         "score": round(c.score, 4),
     }
 
@@ -636,6 +638,8 @@ def answer_fields(answer: Answer) -> dict[str, Any]:
         "found": answer.found,
         "short": answer.short,
         "short_confidence": round(answer.short_confidence, 4),
+        "short_stated": answer.short_stated,
+        "confidence": round(answer.confidence, 4),
         "verified": answer.verified,
         "answerer": answer.answerer,
     }

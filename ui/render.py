@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
+from rag.short_answer import confidence_words
 from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage
 
 _MARKER_RE = re.compile(r"\[(\d{1,3})\]")
@@ -63,17 +64,47 @@ def quote_span(citation: Citation) -> tuple[int, int] | None:
 
 
 def highlighted_paragraph(citation: Citation) -> str:
-    """The paragraph as HTML with the supporting sentence inside <mark>."""
+    """The paragraph as HTML with the supporting sentence inside <mark> and the short answer inside it
+    in <strong class="rag-span">."""
     span = quote_span(citation)
     if span is None:
         return _esc(citation.text)
     qs, qe = span
     t = citation.text
-    return f"{_esc(t[:qs])}<mark>{_esc(t[qs:qe])}</mark>{_esc(t[qe:])}"
+    a, b = citation.answer_start, citation.answer_end
+    if 0 <= a < b <= qe - qs:
+        quote = t[qs:qe]
+        inside = f'{_esc(quote[:a])}<strong class="rag-span">{_esc(quote[a:b])}</strong>{_esc(quote[b:])}'
+    else:
+        inside = _esc(t[qs:qe])
+    return f"{_esc(t[:qs])}<mark>{inside}</mark>{_esc(t[qe:])}"
 
 
-def _place(doc: str, paragraph: int, section: str, speaker: str, score: float) -> str:
-    bits = [f'<span class="rag-doc">{_esc(doc)}</span>', f"第 {paragraph} 段"]
+def confidence_badge(answer: Answer) -> str:
+    """The answer's confidence in words (rag.short_answer.confidence_words), its probabilities on hover."""
+    if not answer.found or answer.answerer != "extractive":
+        return ""
+    words, css = confidence_words(answer), "rag-sure" if answer.short_stated else "rag-unsure"
+    title = f"答案可信度 {answer.confidence:.0%}"
+    if answer.short is not None:
+        title += f"，简短答案可信度 {answer.short_confidence:.0%}"
+    return f'<span class="rag-confidence {css}" title="{_esc(title)}">{words}</span>'
+
+
+def _page_table(page: int, page_end: int = 0, table: int = 0, row: int = 0) -> list[str]:
+    """Where in a paged or tabled document: 第 3 页, 第 1–2 页 (a quote across a page break), 表 1 第 2 行."""
+    bits = []
+    if page:
+        bits.append(f"第 {page} 页" if page_end in (0, page) else f"第 {page}–{page_end} 页")
+    if table:
+        bits.append(f"表 {table} 第 {row} 行")
+    return bits
+
+
+def _place(
+    doc: str, paragraph: int, section: str, speaker: str, score: float, where: Sequence[str] = ()
+) -> str:
+    bits = [f'<span class="rag-doc">{_esc(doc)}</span>', f"第 {paragraph} 段", *where]
     if section:
         bits.append(f"章节：{_esc(section)}")
     if speaker:
@@ -84,7 +115,8 @@ def _place(doc: str, paragraph: int, section: str, speaker: str, score: float) -
 
 def citation_card(citation: Citation, answer_id: str) -> str:
     """One source: where it is, and the paragraph with the quote marked."""
-    head = _place(citation.doc, citation.paragraph, citation.section, citation.speaker, citation.score)
+    where = _page_table(citation.page, citation.page_end, citation.table, citation.row)
+    head = _place(citation.doc, citation.paragraph, citation.section, citation.speaker, citation.score, where)
     return _one_line(
         [
             f'<div class="rag-source" id="{anchor_id(answer_id, citation.n)}">',
@@ -97,7 +129,8 @@ def citation_card(citation: Citation, answer_id: str) -> str:
 
 def passage_card(passage: Passage) -> str:
     """A nearby paragraph shown for reference only (no quote, shortened)."""
-    head = _place(passage.doc, passage.paragraph, passage.section, passage.speaker, passage.score)
+    where = _page_table(passage.page, 0, passage.table, passage.row)
+    head = _place(passage.doc, passage.paragraph, passage.section, passage.speaker, passage.score, where)
     text = passage.text
     if len(text) > CLOSEST_PREVIEW_CHARS:
         text = text[:CLOSEST_PREVIEW_CHARS] + "…"
@@ -136,7 +169,10 @@ def answer_text(answer: Answer) -> str:
     if answer.found and answer.citations:
         lines += ["", "来源："]
         for c in answer.citations:
-            where = f"{c.doc} 第 {c.paragraph} 段" + (f"（{c.section}）" if c.section else "")
+            where = " ".join(
+                [f"{c.doc} 第 {c.paragraph} 段", *_page_table(c.page, c.page_end, c.table, c.row)]
+            )
+            where += f"（{c.section}）" if c.section else ""
             span = quote_span(c)
             quoted = c.text[span[0] : span[1]] if span else c.text
             lines.append(f"[{c.n}] {where}：{quoted}")
@@ -159,7 +195,8 @@ def answer_html(answer: Answer, answer_id: str) -> str:
     meta = f'<div class="rag-meta">回答方式：{_esc(answerer)} {copy_button(answer_text(answer))}</div>'
     if answer.found:
         valid = {c.n for c in answer.citations}
-        body = f'<div class="rag-answer" id="{answer_id}">{link_markers(answer.text, answer_id, valid)}</div>'
+        linked = link_markers(answer.text, answer_id, valid).replace("\n", "<br>")
+        body = f'<div class="rag-answer" id="{answer_id}">{confidence_badge(answer)}{linked}</div>'
         cards = "".join(citation_card(c, answer_id) for c in answer.citations)
         sources = (
             f'<div class="rag-sources"><div class="rag-sources-title">来源（{len(answer.citations)}）</div>{cards}</div>'
@@ -245,6 +282,10 @@ CSS = """
 .rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; color: var(--color-accent); }
 .rag-notfound { border-left: 4px solid #d97706; background: rgba(217,119,6,0.08); padding: 6px 10px; border-radius: 4px; }
 .rag-notfound-badge { font-weight: 600; color: #b45309; margin-bottom: 4px; }
+.rag-confidence { font-size: 0.8em; border-radius: 4px; padding: 0 4px; margin-right: 6px; }
+.rag-sure { background: #dcfce7; color: #166534; }
+.rag-unsure { background: #fef3c7; color: #92400e; }
+.rag-span { background: #fde68a; }
 .rag-notice { border-left: 4px solid #dc2626; background: rgba(220,38,38,0.08); padding: 6px 10px; border-radius: 4px; }
 .rag-sources { margin-top: 10px; border-top: 1px solid rgba(128,128,128,0.3); padding-top: 6px; }
 .rag-sources-title { font-weight: 600; font-size: 0.9em; margin-bottom: 4px; }

@@ -1,0 +1,220 @@
+"""A question analysed once into a frozen value: what it asks for, about whom, in which words.
+
+Every later stage (sentences, spans, scoring) reads this value; none re-normalises or re-segments the
+question. Pure: `analyse_question` takes a string and returns a `Question`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property, lru_cache
+from typing import Literal
+
+from rag.retrieval import subject_words
+from rag.text import HANT, keywords, normalize, question_chars, question_pairs, script_of
+
+# A question longer than this is a pasted text followed by the question itself, which ends it: only the
+# last MAX_ANALYSED_CHARS characters are segmented (CMRC 2018 / DRCD dev questions are at most ~90 long).
+MAX_ANALYSED_CHARS = 256
+# Keywords kept, rarest first: beyond this a question is a pasted text and more words only add cost.
+MAX_KEYWORDS = 24
+
+Script = Literal["simplified", "traditional"]
+
+
+class QuestionKind(Enum):
+    """The kind of thing a question asks for."""
+
+    NUMBER = "number"
+    DATE = "date"
+    PERSON = "person"
+    PLACE = "place"
+    ORGANISATION = "organisation"
+    TITLE = "title"
+    DEFINITION = "definition"  # 什么是 X / X 是什么 / X 指什么
+    EXPLANATION = "explanation"  # 为什么 / 如何 / 怎样: the answer is a clause, not a phrase
+    OTHER = "other"
+
+
+# The interrogative phrase: the word that stands where the answer would (什么, 多少, 哪一年, 谁…), with the
+# measure word after 哪 (哪个, 哪位); the one after 几/多少 is added by `measure_word`. Longest first.
+INTERROGATIVE = re.compile(
+    r"为什么|为何|怎么样|怎样|怎么|如何"
+    r"|什么时候|什么时间|什么地方|什么人|什么样的?|什么|甚么|啥"
+    r"|哪[一两三四五六七八九十几]?[个位家种年天些里儿座部所条项类支本首场国省市县队次届]?"
+    r"|何时|何地|何处|何人|何种|何年|何日|何者"
+    r"|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|多少"
+    r"|几(?![乎何])"
+    r"|谁"
+)
+
+# Question shapes that say what kind of answer is asked for, tried in this order (a date question also
+# says 哪, a definition also says 什么). Each pattern is a closed list of question words, not of topics.
+_KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
+    (
+        QuestionKind.EXPLANATION,
+        re.compile(r"为什么|为何|怎么样|怎样|如何|怎么(?!称)|什么原因|原因是|目的是|何故"),
+    ),
+    (
+        QuestionKind.DATE,
+        re.compile(
+            r"什么时候|什么时间|何时|何年|何日|哪[一]?年|哪[一]?天|哪[一个]?月|几月|几号|几日|哪个?时期|"
+            r"哪个?朝代|什么朝代|哪个?世纪|哪个?年代|什么年代|日期|年份|哪一?时"
+        ),
+    ),
+    (
+        QuestionKind.NUMBER,
+        re.compile(
+            r"多少|几(?![乎何])|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|比例|百分之|比重|占比|增速|增长率"
+        ),
+    ),
+    (
+        QuestionKind.PERSON,
+        re.compile(
+            r"谁|哪[一]?位|何人|什么人|哪个人|哪些人|哪名|哪个?球员|哪个?演员|哪个?作家|哪个?歌手|叫什么名字"
+        ),
+    ),
+    (
+        QuestionKind.PLACE,
+        re.compile(
+            r"哪里|哪儿|何地|何处|什么地方|哪个?地方|哪[一两三四五几]?个?(?:国|国家|省|市|城市|县|州|地区|区域|洲|岛|山|河|湖|"
+            r"海|村|镇|乡|街|城)|位于哪|在哪|哪[一两三四五几]?座"
+        ),
+    ),
+    (
+        QuestionKind.ORGANISATION,
+        re.compile(
+            r"哪[一两三四五几]?家|哪[一两三四五几]?[个所支]?(?:公司|机构|组织|单位|部门|团体|球队|队|大学|学校|学院|医院|银行|媒体|政党|党派|企业|"
+            r"品牌|俱乐部|乐队|电视台|报社)|什么(?:公司|机构|组织|单位|部门|团体|球队|大学|学校|企业|品牌|媒体)"
+        ),
+    ),
+    (
+        QuestionKind.TITLE,
+        re.compile(
+            r"哪[一]?(?:部|本|首|篇|张)|什么(?:书|作品|电影|歌|歌曲|小说|专辑|节目|游戏|称号|头衔)|书名|片名"
+        ),
+    ),
+    (
+        QuestionKind.DEFINITION,
+        re.compile(r"是什么|什么是|指什么|是指|什么意思|何谓|叫什么|称为什么|称作什么|简称"),
+    ),
+)
+
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?=\s*年)|(?<!\d)((?:1[5-9]|20)\d{2})(?!\d)")
+_FIGURE = re.compile(r"\d+(?:\.\d+)?")
+_MEASURE_AFTER = re.compile(r"(?:多少|几(?![乎何]))([^\s\d的是有在了和与及吗呢?？,，.。、]{1,2})")
+# A unit that opens with a magnitude or metric prefix runs on to its second character (万元, 公里, 平方米).
+_UNIT_PREFIX = "万亿千百平公立"
+_EDGE = "?？!！。.,，、 \t\n请问吗呢呀啊"
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question analysed once: the text, its matching form, what kind of answer it wants and its words."""
+
+    text: str  # as asked
+    normalized: str  # matching form (Simplified, lower case, half-width) of the analysed part
+    kind: QuestionKind
+    measure: str  # the measure word or unit asked for: 家 for 几家, 万元 for 多少万元; "" when none
+    subjects: tuple[str, ...]  # places, organisations and people it names
+    years: tuple[str, ...]  # four-digit years it names
+    figures: tuple[str, ...]  # other numbers it names
+    keywords: tuple[tuple[str, float], ...]  # content words with their rarity weight (idf), rarest first
+    script: Script
+    interrogative: str  # the question word where the answer would stand (什么, 哪一年, 几家); "" when none
+    before: str  # the matching form before the interrogative, punctuation and 请问 trimmed
+    after: str  # the matching form after it, trailing 吗/呢/? trimmed
+    pairs: frozenset[str]  # its character pairs, none across an interrogative (see rag.text.question_pairs)
+    chars: str  # its characters without interrogatives and punctuation, in order
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        """The keywords without their weights."""
+        return tuple(w for w, _ in self.keywords)
+
+    @cached_property
+    def keyword_weight(self) -> float:
+        """The summed weight of the keywords (the denominator of every weighted share)."""
+        return sum(w for _, w in self.keywords)
+
+
+@lru_cache(maxsize=1)
+def _idf() -> tuple[dict[str, float], float]:
+    """jieba's shipped idf table (fitted by jieba on its own corpus) and its median for unknown words."""
+    import jieba.analyse
+
+    freq, median = jieba.analyse.default_tfidf.idf_loader.get_idf()
+    return freq, float(median)
+
+
+@lru_cache(maxsize=65536)
+def word_weight(word: str) -> float:
+    """A word's rarity: jieba's idf, the median idf for a word the table lacks (as jieba's own TF-IDF)."""
+    table, median = _idf()
+    return float(table.get(word, median))
+
+
+def question_kind(normalized: str) -> QuestionKind:
+    """The kind of answer a question (in matching form) asks for, from its question words."""
+    for kind, pattern in _KIND_PATTERNS:
+        if pattern.search(normalized):
+            return kind
+    return QuestionKind.OTHER
+
+
+def measure_word(normalized: str) -> str:
+    """The measure word or unit after 几/多少 (几家 → 家, 多少万元 → 万元); "" when none is named."""
+    m = _MEASURE_AFTER.search(normalized)
+    if not m:
+        return ""
+    tail = m.group(1)
+    return tail if tail[0] in _UNIT_PREFIX else tail[0]
+
+
+def _years_and_figures(normalized: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    years = tuple(dict.fromkeys(a or b for a, b in _YEAR.findall(normalized)))
+    figures = tuple(dict.fromkeys(f for f in _FIGURE.findall(normalized) if f not in years))
+    return years, figures
+
+
+def _around_interrogative(normalized: str) -> tuple[str, str, str]:
+    """The first interrogative phrase and the text before and after it."""
+    found = list(INTERROGATIVE.finditer(normalized))
+    if not found:
+        return "", normalized.strip(_EDGE), ""
+    m = found[0]
+    end = m.end()
+    if m.group(0) in ("多少", "几"):
+        end += len(measure_word(normalized[m.start() :]))
+    before = normalized[: m.start()].lstrip(_EDGE).rstrip(" ")
+    after = normalized[end:].rstrip(_EDGE).lstrip(" ")
+    return normalized[m.start() : end], before, after
+
+
+def analyse_question(text: str) -> Question:
+    """Analyse a question once: kind, measure word, subjects, years and figures, weighted keywords, script."""
+    part = text[-MAX_ANALYSED_CHARS:]
+    normalized = normalize(part)
+    ranked = sorted(
+        ((w, word_weight(w)) for w in keywords(part)), key=lambda item: (-item[1], normalized.find(item[0]))
+    )
+    years, figures = _years_and_figures(normalized)
+    interrogative, before, after = _around_interrogative(normalized)
+    return Question(
+        text=text,
+        normalized=normalized,
+        kind=question_kind(normalized),
+        measure=measure_word(normalized),
+        subjects=tuple(subject_words(part)),
+        years=years,
+        figures=figures,
+        keywords=tuple(ranked[:MAX_KEYWORDS]),
+        script="traditional" if script_of(part) == HANT else "simplified",
+        interrogative=interrogative,
+        before=before,
+        after=after,
+        pairs=frozenset(question_pairs(part)),
+        chars=question_chars(part),
+    )

@@ -1,0 +1,85 @@
+"""The exact answer inside an extractive answer: the fitted span model (rag/scoring.py) reads the paragraph
+the extractive answerer cites, and the Answer gains `short` (the span), the whole supporting sentence as its
+quote with the span's offsets inside it, and the two calibrated probabilities.
+
+Whether to answer at all is still decided by the extractive answerer's refusal rules (rag/answer.py); the span
+model chooses what to say once it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+from rag.question import Question, QuestionKind
+from rag.scoring import SpanAnswer, Weights, answer_span, load_weights
+from rag.text import normalize, script_of, to_script
+from rag.types import Answer, Citation, Passage
+
+# The span model was fitted on the gold paragraph alone (rag/weights.json: options.distractors is false), so
+# it reads the one paragraph the extractive answerer chose, as it was fitted.
+SPAN_PASSAGES = 1
+
+
+@lru_cache(maxsize=1)
+def shipped_weights() -> Weights:
+    """The weights file that ships in the package, read once per process."""
+    return load_weights()
+
+
+def with_short_answer(answer: Answer, question: Question, weights: Weights | None = None) -> Answer:
+    """The answer with its exact span: text = the stated short answer with [1] (when its confidence reaches
+    the fitted threshold), then the whole supporting sentence; unchanged when it is a refusal, a comparison
+    (several sources, one per side) or the model finds no candidate."""
+    if not answer.found or len({(c.doc, c.paragraph) for c in answer.citations}) != 1:
+        return answer
+    cited = answer.citations[0]
+    passage = next(
+        (p for p in answer.passages if (p.doc, p.paragraph) == (cited.doc, cited.paragraph)),
+        Passage(cited.doc, cited.paragraph, cited.text, cited.score, cited.section, cited.speaker),
+    )
+    found = answer_span(
+        question, [(passage.text, passage.score)][:SPAN_PASSAGES], weights or shipped_weights()
+    )
+    if found is None:
+        return answer
+    return _answer_from_span(answer, question, passage, found, cited)
+
+
+def _answer_from_span(
+    answer: Answer, question: Question, passage: Passage, found: SpanAnswer, cited: Citation
+) -> Answer:
+    script = script_of(question.text)
+    start, end = found.sentence_span
+    citation = replace(
+        Citation.quoting(cited.n, passage, start, end),
+        answer_start=found.span_start,
+        answer_end=found.span_end,
+    )
+    sentence = to_script(passage.text[start:end].strip(), script)
+    if passage.speaker and normalize(answer.text).startswith(normalize(passage.speaker)):
+        # the extractive answerer named who speaks (a press-conference turn asked about by who): keep it
+        sentence = f"{to_script(passage.speaker, script)}：{sentence}"
+    explanation = question.kind is QuestionKind.EXPLANATION
+    short = None if explanation else to_script(found.short, script)
+    stated = short is not None and found.stated
+    n = cited.n
+    text = f"{short}[{n}]\n{sentence}" if stated else f"{sentence}[{n}]"
+    return replace(
+        answer,
+        text=text,
+        citations=[citation],
+        short=short,
+        short_confidence=0.0 if short is None else found.short_confidence,
+        short_stated=stated,
+        confidence=found.sentence_probability,
+    )
+
+
+def confidence_words(answer: Answer) -> str:
+    """The answer's confidence in words for people: 把握较高 when its short answer is stated (its calibrated
+    confidence reached the threshold fitted for 0.9 precision), 把握一般 for any other answer, "" for a
+    refusal; in the question's script."""
+    if not answer.found:
+        return ""
+    return to_script("把握较高" if answer.short_stated else "把握一般", script_of(answer.question))

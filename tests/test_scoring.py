@@ -1,0 +1,131 @@
+"""rag.scoring: the fitted models applied with numpy, the weights file, and answer_span end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.features.sentence import SENTENCE_FEATURE_NAMES
+from rag.question import analyse_question
+from rag.scoring import (
+    SENTENCE_CONFIDENCE_FEATURES,
+    SHORT_CONFIDENCE_FEATURES,
+    SPAN_MODEL_FEATURES,
+    WEIGHTS_FILE,
+    LogisticModel,
+    TreeEnsemble,
+    WeightsError,
+    answer_span,
+    load_weights,
+    logistic_to_json,
+    model_from_json,
+    trees_to_json,
+    weights_from_json,
+)
+
+
+def _data(rows: int = 400, cols: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, cols))
+    x[rng.random(x.shape) < 0.05] = np.nan  # missing values take the side the fit chose
+    y = np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 1]) ** 2 > 0.3
+    return x, y
+
+
+def test_trees_written_and_walked_agree_with_scikit_learn() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _data()
+    fitted = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=8, random_state=0).fit(x, y)
+    model = model_from_json(json.loads(json.dumps(trees_to_json(fitted, ["a", "b", "c", "d"]))))
+    assert isinstance(model, TreeEnsemble)
+    assert np.allclose(model.logits(x), fitted.decision_function(x), atol=1e-4)
+    assert model.logits(np.zeros((0, 4))).shape == (0,)
+
+
+def test_logistic_written_and_applied_agree_with_scikit_learn() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _data()
+    x = np.nan_to_num(x)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    fitted = LogisticRegression().fit((x - mean) / scale, y)
+    obj = logistic_to_json(["a", "b", "c", "d"], mean, scale, fitted.coef_[0], float(fitted.intercept_[0]))
+    model = model_from_json(obj)
+    assert isinstance(model, LogisticModel)
+    assert np.allclose(model.logits(x), fitted.decision_function((x - mean) / scale), atol=1e-4)
+
+
+def test_a_missing_or_garbled_weights_file_says_how_to_make_it(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="fit_answer.py"):
+        load_weights(tmp_path / "none.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    with pytest.raises(WeightsError, match="fit_answer.py"):
+        load_weights(broken)
+    with pytest.raises(WeightsError, match="format"):
+        weights_from_json({"format": 0})
+
+
+def test_weights_fitted_on_other_features_are_refused() -> None:
+    obj = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    obj["models"]["sentence"]["features"] = obj["models"]["sentence"]["features"][:-1]
+    with pytest.raises(WeightsError, match="other features"):
+        weights_from_json(obj)
+
+
+def test_shipped_weights_match_the_code_and_say_where_they_came_from() -> None:
+    w = load_weights()
+    assert w.sentence.features == SENTENCE_FEATURE_NAMES
+    assert w.span.features == SPAN_MODEL_FEATURES
+    assert w.sentence_confidence.features == SENTENCE_CONFIDENCE_FEATURES
+    assert w.short_confidence.features == SHORT_CONFIDENCE_FEATURES
+    data = w.provenance["data"]
+    assert {"cmrc2018", "drcd"} <= set(data) and all(len(d["sha256"]) == 64 for d in data.values())
+    figures = w.provenance["cross_validated"]
+    assert figures["cmrc2018"]["short_em"] > 0 and figures["drcd"]["short_f1"] > 0
+    assert 0.0 < w.short_threshold <= 1.0
+
+
+PARAGRAPH = (
+    "我县于2023年1月10日开始进行事项梳理、系统建设工作，共梳理全县38个部门1047个事项，"
+    "系统于2023年3月15日进入试运行。目前，全县活性炭产业已形成完整产业链，集聚了14家活性炭企业，"
+    "其中生产企业12家。该产业链由山西鹊盛碳产业有限公司牵头建设。"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "short", "sentence_holds"),
+    [
+        ("左云县有多少家活性炭企业?", "14家", "集聚了14家活性炭企业"),
+        ("不见面审批系统是哪天开始试运行的?", "2023年3月15日", "进入试运行"),
+        ("全县梳理了多少个部门的事项?", "38个", "38个部门"),
+    ],
+)
+def test_answer_span_finds_the_short_answer_and_its_sentence(
+    question: str, short: str, sentence_holds: str
+) -> None:
+    got = answer_span(analyse_question(question), [(PARAGRAPH, 1.0)])
+    assert got is not None
+    assert got.short == short
+    sentence = PARAGRAPH[got.sentence_start : got.sentence_end]
+    assert sentence_holds in sentence
+    assert sentence[got.span_start : got.span_end] == got.short
+    assert 0.0 <= got.short_confidence <= 1.0 and 0.0 <= got.sentence_probability <= 1.0
+    assert set(got.span_features) == set(SPAN_MODEL_FEATURES)
+
+
+def test_answer_span_reads_traditional_passages_and_ranks_passages() -> None:
+    traditional = "目前，全縣活性炭產業已形成完整產業鏈，集聚了14家活性炭企業，其中生產企業12家。"
+    got = answer_span(
+        analyse_question("左云县有多少家活性炭企业?"), [("今天天气很好。", 2.0), (traditional, 1.0)]
+    )
+    assert got is not None and got.passage == 1 and got.short == "14家"
+
+
+def test_no_sentence_no_answer() -> None:
+    assert answer_span(analyse_question("谁发明了电话?"), []) is None
+    assert answer_span(analyse_question("谁发明了电话?"), [("", 0.0)]) is None

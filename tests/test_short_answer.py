@@ -1,0 +1,74 @@
+"""The exact answer inside an extractive answer: span, supporting sentence, offsets, confidence in words."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.short_answer import confidence_words
+from rag.text import normalize
+from rag.types import Answer, Citation
+from ui.render import highlighted_paragraph
+
+
+@pytest.mark.parametrize(
+    ("found", "stated", "words"),
+    [(True, True, "把握较高"), (True, False, "把握一般"), (False, False, "")],
+)
+def test_confidence_words(found: bool, stated: bool, words: str) -> None:
+    assert confidence_words(Answer("左云县有几家?", "t", found, short_stated=stated)) == words
+    traditional = confidence_words(Answer("左雲縣有幾家?", "t", found, short_stated=stated))
+    assert traditional == words.replace("较", "較")
+
+
+def test_the_short_answer_is_highlighted_inside_the_quoted_sentence() -> None:
+    text = "第一句。集聚了14家活性炭企业。第三句。"
+    c = Citation(
+        1,
+        "a.txt",
+        1,
+        text,
+        "集聚了14家活性炭企业。",
+        quote_start=4,
+        quote_end=16,
+        answer_start=3,
+        answer_end=6,
+    )
+    html = highlighted_paragraph(c)
+    assert '<mark>集聚了<strong class="rag-span">14家</strong>活性炭企业。</mark>' in html
+    no_span = Citation(1, "a.txt", 1, text, "集聚了14家活性炭企业。", quote_start=4, quote_end=16)
+    assert "<strong" not in highlighted_paragraph(no_span)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("左云县不见面审批系统是哪天开始试运行的?", "2023年3月15日"),
+        ("左雲縣一共有多少家活性炭企業？", "14家"),
+        ("2024年左权县的地区生产总值有多少？", "80亿元"),
+    ],
+)
+def test_stated_short_answers_from_the_seeds(seeds_engine, question: str, short: str) -> None:
+    answer = seeds_engine.ask(question)
+    assert answer.found and answer.short_stated
+    assert normalize(answer.short) == normalize(short)
+    assert answer.text.startswith(f"{answer.short}[1]\n")  # the answer, then its whole sentence
+    c = answer.citations[0]
+    assert c.quote == c.text[c.quote_start : c.quote_end]
+    assert c.quote[c.answer_start : c.answer_end] == c.text[c.quote_start :][c.answer_start : c.answer_end]
+    assert normalize(c.quote[c.answer_start : c.answer_end]) == normalize(short)
+    assert c.quote.rstrip().endswith(("。", "；", ";", "!", "！", "?", "？"))  # never cut mid-sentence
+    assert 0.5 <= answer.short_confidence <= 1.0 and 0.0 < answer.confidence <= 1.0
+
+
+@pytest.mark.slow
+def test_follow_up_gets_its_own_short_answer(seeds_engine) -> None:
+    history = [{"role": "user", "content": "左云县有多少家活性炭企业?"}]
+    answer = seeds_engine.ask("其中规模以上的有几家?", history=history)
+    assert answer.found and answer.short == "7家"
+
+
+@pytest.mark.slow
+def test_an_explanation_has_no_short_answer(seeds_engine) -> None:
+    answer = seeds_engine.ask("左权县为什么要发展有机农业?")
+    assert answer.short is None and answer.short_confidence == 0.0
