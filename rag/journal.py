@@ -7,8 +7,10 @@ jobs out: embeds them, commits them, resumes the interrupted ones).
                              the documents it found indexed as they are, what a build keeps, what it removes
         owner.lock           held (flock) by the process working on the job; the kernel frees it when that
                              process dies, which is how a writer tells an interrupted job from a running one
-        d<doc>-b<batch>.npy  the embedded windows of one document, one file per embedder call, written as
-                             each call finishes: an interrupted job resumes without embedding them again
+        d<doc>-b<batch>.npy  the embedded texts of one document (its windows and its sentences, each
+                             distinct text once: rag.store.embedding_plan), one file per embedder call,
+                             written as each call finishes: an interrupted job resumes without embedding
+                             them again
         d<doc>-tokens.json   the BM25 words of its paragraphs, made beside the embedding
         worker.log           what the embedding child process printed
 
@@ -34,15 +36,15 @@ import numpy as np
 from rag.documents import find_documents, paragraphs_from_bytes, sha256_of
 from rag.errors import DocumentError, IndexCorruptError
 from rag.locking import FileLock, Notify
-from rag.store import embedding_windows, index_tokens
+from rag.store import embedding_plan, index_tokens
 from rag.types import Paragraph, Skipped
 
 JOURNAL = "journal"
-JOURNAL_FORMAT = 1
+JOURNAL_FORMAT = 2  # 2: batches hold sentences too; a job of format 1 is dropped, its build runs again
 PLAN = "plan.json"
 OWNER_LOCK = "owner.lock"
 WORKER_LOG = "worker.log"
-BATCH_WINDOWS = 32  # windows per embedder call and per saved batch (the batch the build always used)
+BATCH_WINDOWS = 32  # texts (windows, sentences) per embedder call and per saved batch (the build's batch)
 SWEEP_AFTER_S = 60.0  # a hidden job folder this old whose owner is gone is a dead writer's leftover
 ANNOUNCE_READING_BYTES = 5_000_000  # a file this big takes a while to split (3 MB: 9 s on 2 busy cores)
 
@@ -56,8 +58,9 @@ class PlannedDocument:
     source: str  # the path it was read from ("" for in-memory text)
     paragraphs: list[Paragraph]
 
-    def windows(self) -> list[str]:
-        return [w for p in self.paragraphs for w in embedding_windows(p.text)]
+    def texts(self) -> list[str]:
+        """What is embedded for it: its paragraphs' windows and sentences, each distinct text once."""
+        return embedding_plan(self.paragraphs).texts
 
 
 @dataclass
@@ -149,7 +152,7 @@ class Job:
         self.embedder_id = embedder_id
         self.plan = plan
         self._owner = owner
-        self._windows: list[list[str]] | None = None
+        self._texts: list[list[str]] | None = None
 
     @property
     def id(self) -> str:
@@ -234,7 +237,7 @@ class Job:
         for name in stale:
             self.plan.unchanged.pop(name, None)
         self.plan.documents += documents
-        self._windows = None
+        self._texts = None
         if self.folder is None:
             if self.plan.documents:
                 self._make_folder()
@@ -243,22 +246,22 @@ class Job:
 
     # ------------------------------------------------------------ batches
 
-    def windows(self) -> list[list[str]]:
-        """The texts to embed, per planned document."""
-        if self._windows is None:
-            self._windows = [d.windows() for d in self.plan.documents]
-        return self._windows
+    def texts(self) -> list[list[str]]:
+        """The texts to embed (windows and sentences), per planned document."""
+        if self._texts is None:
+            self._texts = [d.texts() for d in self.plan.documents]
+        return self._texts
 
     def batches(self) -> list[tuple[int, int]]:
         """Every (document, batch) of the job."""
         return [
             (d, b)
-            for d, w in enumerate(self.windows())
-            for b in range((len(w) + BATCH_WINDOWS - 1) // BATCH_WINDOWS)
+            for d, t in enumerate(self.texts())
+            for b in range((len(t) + BATCH_WINDOWS - 1) // BATCH_WINDOWS)
         ]
 
     def batch_texts(self, d: int, b: int) -> list[str]:
-        return self.windows()[d][b * BATCH_WINDOWS : (b + 1) * BATCH_WINDOWS]
+        return self.texts()[d][b * BATCH_WINDOWS : (b + 1) * BATCH_WINDOWS]
 
     def batch_path(self, d: int, b: int) -> Path:
         assert self.folder is not None
@@ -301,8 +304,8 @@ class Job:
         return words if isinstance(words, list) else None
 
     def vectors(self, d: int, dim: int) -> np.ndarray:
-        """The embedded windows of planned document d, from its batches."""
-        n = len(self.windows()[d])
+        """The embedded texts of planned document d (Store.updated's vectors), from its batches."""
+        n = len(self.texts()[d])
         parts = [np.load(self.batch_path(d, b)) for b in range((n + BATCH_WINDOWS - 1) // BATCH_WINDOWS)]
         return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, dim), np.float32)
 

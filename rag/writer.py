@@ -1,5 +1,8 @@
 """Carrying out a journalled job (rag/journal.py): embed it, commit it, resume the interrupted ones.
 
+What a job embeds is each paragraph's windows (dense retrieval) and each of its sentences (the third ranking
+stage and the span answerer read their vectors from the index): all in the same journalled batches.
+
 Embedding takes no lock: readers keep answering from the live version and other writers plan and embed
 their own jobs. A commit takes the index's commit lock, re-opens the latest version (another writer may
 have committed meanwhile), applies the job on top of it, saves the next version and deletes the job. A
@@ -27,7 +30,7 @@ from rag.embedding import Embedder, load_embedder
 from rag.errors import EmbedderError, IndexCorruptError, IndexMissingError, RagError
 from rag.journal import JOURNAL, WORKER_LOG, Job, PlannedDocument, pending, read_planned, sweep
 from rag.locking import Notify, commit_lock
-from rag.store import Progress, Store, current_version, set_aside
+from rag.store import FORMAT_VERSION, Progress, Store, current_version, outdated_format, set_aside
 from rag.types import BuildReport, Skipped
 
 # Less than this is embedded in the calling process: starting the child (importing rag, loading the model)
@@ -249,6 +252,15 @@ def _latest(
     except IndexCorruptError as exc:
         if not recover:
             raise
+        old = outdated_format(root)
+        if old is not None:  # not damaged, only older: replaced by this build, pruned like any old version
+            note = (
+                f"the index in {root}/ has format {old} (an earlier version of rag): rebuilt it from the "
+                f"inputs in format {FORMAT_VERSION}"
+            )
+            if note not in report.notes:  # planning and committing both find it
+                _say(report, notify, note)
+            return Store.empty(embedder)
         aside = set_aside(root)
         if aside:
             report.set_aside = aside

@@ -72,30 +72,6 @@ def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
     assert settled_order(scores, np.array([0.8, 0.8, 0.8]), even, w) == [0, 1, 2]
 
 
-def test_only_close_calls_embed_sentences_and_each_sentence_once(tmp_path, fake_embedder):
-    from rag import Engine
-
-    engine = Engine.build_from_texts(
-        {
-            "a.txt": [
-                "活性炭企业共有十四家。规模以上企业六家。",
-                "活性炭企业共有十四家。规模以上企业六家。",  # a copy: an exact tie with the first
-                "全县造林面积三万亩,森林覆盖率提高两个百分点。",
-            ]
-        },
-        tmp_path / "index",
-        embedder=fake_embedder,
-    )
-    embedded = len(fake_embedder.texts)
-    engine.retrieve("全县造林面积有多少亩?")
-    assert len(fake_embedder.texts) == embedded  # a clear lead: no sentence is embedded
-    engine.retrieve("活性炭企业有几家?")
-    settled = len(fake_embedder.texts) - embedded
-    assert settled == 3  # two sentences of the tied copies (embedded once: same text), one of the third
-    engine.retrieve("规模以上的活性炭企业有几家?")
-    assert len(fake_embedder.texts) - embedded == settled  # their vectors are kept
-
-
 def test_the_sentences_worth_embedding_hold_most_of_the_question():
     text = "发球手站在线后。交换发球权在一局结束之后。网球是一项运动。每局结束交换场地。"
     spans = restating_sentences("什么时候交换发球权?", text, uniform, 2)

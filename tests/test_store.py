@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag.store import Store, embedding_windows
+from rag.store import FORMAT_VERSION, Store, embedding_windows
 from tests.conftest import SEEDS, SIMPLIFIED_SEED, TRADITIONAL_SEED, KeywordEmbedder
 
 
@@ -27,12 +27,13 @@ def test_manifest_records_format_embedder_hashes_and_counts(tmp_path, docs, fake
     index = tmp_path / "index"
     engine = rag.Engine.build([docs], index_dir=index, embedder=fake_embedder)
     m = live_manifest(index)
-    assert m["format"] == 1
+    assert m["format"] == FORMAT_VERSION == 2
     assert m["embedder"] == {"id": fake_embedder.id, "dim": 64}
     assert set(m["documents"]) == {SIMPLIFIED_SEED, TRADITIONAL_SEED}
     assert all(len(d["sha256"]) == 64 for d in m["documents"].values())
     assert m["counts"]["paragraphs"] == len(engine.store.rows) > 50
     assert m["counts"]["vectors"] >= m["counts"]["paragraphs"]
+    assert m["counts"]["sentences"] == len(engine.store.sentence_rows) > m["counts"]["paragraphs"]
 
 
 def test_rebuild_embeds_only_changed_documents_and_never_reuses_ids(tmp_path, docs, fake_embedder):
@@ -52,7 +53,8 @@ def test_rebuild_embeds_only_changed_documents_and_never_reuses_ids(tmp_path, do
     report = engine.last_report
     assert report.added == ["new.txt"] and report.removed == [SIMPLIFIED_SEED]
     assert report.unchanged == [TRADITIONAL_SEED]
-    assert len(fake_embedder.texts) - embedded_before == 2  # only the two new paragraphs were embedded
+    # only the two new paragraphs were embedded (each one sentence: its window and its sentence are one text)
+    assert len(fake_embedder.texts) - embedded_before == 2
     store = Store.open(index)
     new_ids = set(store.vector_owner) - old_vector_ids
     assert new_ids and min(new_ids) > max(old_vector_ids)  # FAISS ids are never reused after a delete
@@ -74,10 +76,10 @@ def test_remove_and_add_keep_other_documents(tmp_path, docs, fake_embedder):
 
 def test_bad_file_is_skipped_with_its_reason_and_the_rest_indexed(tmp_path, docs, fake_embedder):
     (docs / "garbled.txt").write_bytes("左云县经济社会发展".encode().decode("latin-1").encode("utf-8"))
-    (docs / "image.png").write_bytes(b"\x89PNG....")
+    (docs / "image.bmp").write_bytes(b"BM....")  # .png and .jpg are OCR'd now; .bmp is not read
     engine = rag.Engine.build([docs], index_dir=tmp_path / "index", embedder=fake_embedder)
     reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in engine.last_report.skipped}
-    assert "garbled" in reasons["garbled.txt"] and "unsupported" in reasons["image.png"]
+    assert "garbled" in reasons["garbled.txt"] and "unsupported" in reasons["image.bmp"]
     assert len(engine.documents()) == 2
 
 
@@ -234,3 +236,25 @@ def test_a_reader_that_loses_the_race_with_a_swap_opens_again(tmp_path, docs, fa
     store = Store.open(index)
     assert calls == [first, second]
     assert [d.doc for d in store.document_infos()] == [TRADITIONAL_SEED]
+
+
+@pytest.mark.parametrize("exact_up_to", [20_000, 10], ids=["every-window", "k-nearest-from-faiss"])
+def test_dense_scores_are_each_paragraphs_best_window_cosine(
+    tmp_path, docs, fake_embedder, monkeypatch, exact_up_to
+):
+    monkeypatch.setattr("rag.store.EXACT_DENSE_WINDOWS", exact_up_to)
+    long = "".join(f"第{i}句话讲述了一个关于桥梁和道路的事实。" for i in range(80)) + "最后一句提到了隧道。"
+    (docs / "long.txt").write_text(long + "\n", "utf-8")
+    rag.Engine.build([docs], index_dir=tmp_path / "index", embedder=fake_embedder)
+    store = Store.open(tmp_path / "index")
+    query = fake_embedder.embed_query("隧道和桥梁")
+    best = np.full(len(store.rows), -1.0, np.float32)
+    for vid, pid in store.vector_owner.items():
+        row = store.row_of_pid[pid]
+        best[row] = max(best[row], float(store.vectors.reconstruct(vid) @ query))
+    got = store.dense_scores(query, 5)
+    if exact_up_to > store.vectors.ntotal:
+        assert np.allclose(got, best, atol=1e-6)
+    else:  # the 5 nearest windows' paragraphs get their exact score, the rest -1
+        assert (got > -1).sum() <= 5 and np.allclose(got[got > -1], best[got > -1], atol=1e-6)
+        assert int(np.argmax(got)) == int(np.argmax(best))
