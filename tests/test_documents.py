@@ -130,7 +130,7 @@ def test_html_inline_tags_stay_inside_their_paragraph():
         ("<p>全县集聚了\n  14家企业</p>", ["全县集聚了 14家企业"]),
         ("<p>全县集聚\n了14家企业</p>", ["全县集聚了14家企业"]),  # a source line break between Chinese: none
         ("<ul><li>第一项<b>甲</b></li><li>第二项</li></ul>", ["第一项甲", "第二项"]),
-        ("<table><tr><th>指标</th><td>5.52万吨</td></tr></table>", ["指标", "5.52万吨"]),
+        ("<table><tr><td>第一行</td></tr><tr><td>第二行</td></tr></table>", ["第一行", "第二行"]),  # layout
         ("<blockquote>引文<em>一句</em></blockquote><p>正文</p>", ["引文一句", "正文"]),
         ("<pre>第一行\n第二行</pre>", ["第一行", "第二行"]),
         ("<p>甲<!-- 注释 -->乙</p><script>var x = '丙';</script>", ["甲乙"]),

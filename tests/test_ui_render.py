@@ -148,6 +148,32 @@ def test_upload_type_is_checked_by_content(tmp_path: Path) -> None:
         check_upload(file("big.txt", b"a" * 2048), "big.txt", max_bytes=1024)
 
 
+def test_tables_and_images_are_accepted_by_content_and_cited_with_page_and_row(tmp_path: Path) -> None:
+    def file(name: str, data: bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    book = tmp_path / "book.xlsx"
+    with zipfile.ZipFile(book, "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    assert check_upload(book, "指标.xlsx") == "指标.xlsx"
+    assert check_upload(file("a.csv", "县名,人口\n左权县,16.5\n".encode("gb18030")), "a.csv") == "a.csv"
+    assert check_upload(file("s.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20), "s.png") == "s.png"
+    assert check_upload(file("s.jpeg", b"\xff\xd8\xff\xe0" + b"\0" * 20), "s.JPEG") == "s.jpeg"
+    for name, data, reason in [
+        ("fake.xlsx", b"PK\x03\x04 not really", "不是 Excel"),
+        ("fake.png", b"\xff\xd8\xff\xe0", "不是 PNG"),
+        ("fake.jpg", b"\x89PNG\r\n\x1a\n", "不是 JPG"),
+    ]:
+        with pytest.raises(UploadRejected, match=reason):
+            check_upload(file(name, data), name)
+    html = render.answer_html(Answer("问", "10.5%[1]", True, citations=[citation(page=1, page_end=2)]), "a0")
+    assert "第 3 段 · 第 1–2 页" in html
+    answer = Answer("问", "7.3亿元[1]", True, citations=[citation(page=2, page_end=2, table=1, row=3)])
+    assert "a.txt 第 3 段 第 2 页 表 1 第 3 行（一、发展）" in render.answer_text(answer)
+
+
 def test_stage_uploads_copies_good_files_under_safe_names(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "x").mkdir(parents=True)

@@ -265,7 +265,8 @@ class ChatService:
         shown: str | None = None
         partial = ""
         try:
-            for piece in self.engine.ask_stream(question, history=list(session.history), answerer=answerer):
+            history = _history_before(session, index)
+            for piece in self.engine.ask_stream(question, history=history, answerer=answerer):
                 if session.cleared:
                     return
                 if isinstance(piece, Answer):
@@ -391,6 +392,18 @@ class ChatService:
         except RagError as e:
             return self._after_change(f"索引没有改变：{e}")
         return self._after_change(render.report_markdown(report, []))
+
+
+def _history_before(session: ChatSession, index: int) -> list[dict[str, str]]:
+    """The turns a question at chat position `index` follows: the answered ones, then any question shown
+    before it whose answer is not in (a question sent while the one before it was still being answered)."""
+    with session.turn:
+        turns = list(session.history)
+        shown = [m["content"] for m in session.messages[: max(0, index - 1)] if m.get("role") == "user"]
+    last = next((t["content"] for t in reversed(turns) if t.get("role") == "user"), None)
+    if last in shown:  # only the questions shown after the last answered one are still unanswered
+        shown = shown[len(shown) - shown[::-1].index(last) :]
+    return turns + [{"role": "user", "content": q} for q in shown]
 
 
 def _theme() -> gr.themes.Base:

@@ -19,8 +19,22 @@ from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
-ALLOWED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf")
-TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
+ALLOWED_SUFFIXES = (
+    ".txt",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".docx",
+    ".pdf",
+    ".xlsx",
+    ".csv",
+    ".png",
+    ".jpg",
+    ".jpeg",
+)
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".csv"})
+IMAGE_SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff"}
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_NAME_CHARS = 120
 TEXT_ENCODINGS = ("utf-8-sig", "gb18030", "big5")
@@ -75,14 +89,20 @@ def check_content(data: bytes, suffix: str) -> None:
     if suffix == ".pdf":
         if not data[:1024].lstrip(b"\r\n\t ").startswith(b"%PDF-"):
             raise UploadRejected("扩展名是 .pdf，但内容不是 PDF（缺少 %PDF- 文件头）")
-    elif suffix == ".docx":
+    elif suffix in (".docx", ".xlsx"):
+        kind, member = (
+            ("Word 文档", "word/document.xml") if suffix == ".docx" else ("Excel 工作簿", "xl/workbook.xml")
+        )
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 names = z.namelist()
         except zipfile.BadZipFile:
-            raise UploadRejected("扩展名是 .docx，但内容不是 Word 文档（不是 zip 格式）") from None
-        if "word/document.xml" not in names:
-            raise UploadRejected("扩展名是 .docx，但压缩包里没有 word/document.xml")
+            raise UploadRejected(f"扩展名是 {suffix}，但内容不是 {kind}（不是 zip 格式）") from None
+        if member not in names:
+            raise UploadRejected(f"扩展名是 {suffix}，但压缩包里没有 {member}")
+    elif suffix in IMAGE_SIGNATURES:
+        if not data.startswith(IMAGE_SIGNATURES[suffix]):
+            raise UploadRejected(f"扩展名是 {suffix}，但内容不是 {suffix[1:].upper()} 图片")
     elif suffix in TEXT_SUFFIXES:
         if data.startswith((b"%PDF-", b"PK\x03\x04")) or not _decodes(data):
             raise UploadRejected("不是可读的文本文件：无法按 UTF-8、GB18030 或 Big5 解码")
