@@ -99,7 +99,7 @@ def _answer_from_span(
         short=short,
         short_confidence=0.0 if short is None else found.short_confidence,
         short_stated=stated,
-        confidence=found.sentence_probability,  # replaced by the refusal model's probability
+        confidence=found.sentence_probability,  # with_fitted_refusal replaces it with the refusal probability
     )
 
 
