@@ -108,10 +108,9 @@ class Answer:
     standalone_question: str = ""  # the question as understood after folding in the history
     short: str | None = None  # the answer span itself, in the question's script; None for a refusal
     short_confidence: float = 0.0  # calibrated probability that `short` is right (F1 ≥ 0.5)
-    confidence: float = (
-        0.0  # calibrated probability that the answer is right (rag/refusal.py); 0 for a refusal
-    )
-    # by the rules and for a comparison across documents, which the refusal model does not score
+    # calibrated probability that the answer is right (rag/refusal.py); 0 for a refusal by the rules and for a
+    # comparison across documents, which the refusal model does not score
+    confidence: float = 0.0
     short_stated: bool = False  # short_confidence reached the threshold for stating `short` as the answer
 
 
