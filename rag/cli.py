@@ -1,4 +1,4 @@
-"""Argument parsing only: `rag build | ask | chat | remove | docs | eval | serve`."""
+"""Argument parsing only: `rag build | add | ask | chat | remove | docs | eval | serve`."""
 
 from __future__ import annotations
 
@@ -45,10 +45,39 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     if r.removed:
         print(f"removed {', '.join(r.removed)}")
+    _print_read(engine, r.added + r.updated)
     for s in r.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     if r.set_aside:
         print(f"the damaged version is kept in {args.index}/{r.set_aside}; delete it once it is not needed")
+    return 0
+
+
+def _print_read(engine: Any, names: list[str]) -> None:
+    """What reading each document found: paragraphs, tables and rows, pages, pages OCR'd, doubtful lines,
+    and what was left out and why (rag.documents.DocumentStats, kept by the index)."""
+    for name in sorted(names):
+        stats = engine.store.doc_stats.get(name)
+        if stats:
+            print(f"  {name}: {stats.get('summary', '')}")
+            for note in stats.get("notes", []):
+                print(f"      {note}")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from rag.engine import Engine
+
+    engine = Engine.open(args.index, settings=_settings(args))
+    engine.resume_pending(notify=_say)
+    start = time.perf_counter()
+    r = engine.add(args.paths, progress=not args.quiet, notify=_say)
+    print(
+        f"added {len(r.added)}, updated {len(r.updated)}, unchanged {len(r.unchanged)} in {args.index}/ "
+        f"in {time.perf_counter() - start:.1f} s: {len(engine.documents())} documents, {r.paragraphs} paragraphs"
+    )
+    _print_read(engine, r.added + r.updated)
+    for s in r.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     return 0
 
 
@@ -176,9 +205,18 @@ def parser() -> argparse.ArgumentParser:
             help="build or update the index from files and folders (resumes an interrupted build)",
         )
     )
-    p.add_argument("paths", nargs="+", help="documents or folders (.txt .md .html .docx .pdf)")
+    p.add_argument(
+        "paths", nargs="+", help="documents or folders (.txt .md .html .docx .pdf .xlsx .csv .png .jpg)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
+
+    p = with_index(
+        sub.add_parser("add", help="add new or changed files to an index; every other document stays")
+    )
+    p.add_argument("paths", nargs="+", help="documents or folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_add)
 
     p = with_index(sub.add_parser("ask", help="ask one question"))
     p.add_argument("question")

@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings
-from rag.errors import IndexMissingError, RagError
+from rag.errors import (  # the collection errors live in rag/errors.py; imported from here too
+    CollectionExistsError,
+    CollectionInUseError,
+    CollectionNameError,
+    IndexMissingError,
+    UnknownCollectionError,
+)
 from rag.journal import JOURNAL
-from rag.store import CURRENT, live_documents
+from rag.store import CURRENT, SOURCES, live_documents
 
 if TYPE_CHECKING:
     from rag.engine import Engine
@@ -36,24 +42,8 @@ NAME_PATTERN = re.compile(
 )  # lower-case letter first, then up to 62 more: Milvus's rule
 # Folders of the index format itself that a name could spell: at the top of a data folder holding an
 # index, `journal/` is that index's pending jobs, never a collection.
-RESERVED = frozenset({JOURNAL})
+RESERVED = frozenset({JOURNAL, SOURCES})  # sources/: the stored PDFs and images (rag/store.py)
 DELETED_PREFIX = ".deleted-"
-
-
-class CollectionNameError(RagError, ValueError):
-    """A collection name that is not allowed (HTTP 400)."""
-
-
-class UnknownCollectionError(RagError, LookupError):
-    """No collection of that name in the data folder (HTTP 404)."""
-
-
-class CollectionExistsError(RagError):
-    """A collection (or another folder) of that name is already there (HTTP 409)."""
-
-
-class CollectionInUseError(RagError):
-    """A collection that cannot be deleted now: the web chat serves it, or it is the top-level index (HTTP 409)."""
 
 
 def check_name(name: Any) -> str:
@@ -187,6 +177,11 @@ class Collections:
             self._engines[name] = engine
             if pinned:
                 self._pinned.add(name)
+
+    def name_of(self, engine: Engine) -> str | None:
+        """The name an opened engine is served under (the web chat's, adopted), or None."""
+        with self._lock:
+            return next((name for name, e in self._engines.items() if e is engine), None)
 
     def engine(self, name: str) -> Engine:
         """The engine of a collection, opened on first use; UnknownCollectionError when there is none (also

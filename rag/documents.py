@@ -11,7 +11,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from rag.encoding import MISREADINGS, chinese_word_share, decode, misreading_of
 from rag.errors import DocumentError
 from rag.layout import body_size, page_lines
 from rag.markup import lines_from_html, lines_from_markdown
-from rag.ocr import LOW_CONFIDENCE, PageProgress, PageText, ocr_pages
+from rag.ocr import LOW_CONFIDENCE, OcrPending, PageProgress, PageText, ocr_pages
 from rag.paragraphs import Line, lines_from_text, paragraphs_from_lines
 from rag.pdf import read_pdf
 from rag.tables import Cell, Table, cell_text, table_from_csv, tables_from_xlsx
@@ -82,6 +82,18 @@ class DocumentStats:
             pages = _count_of(self.pages, "page") if self.pages else "an image"
             parts.append(f"{pages} ({ocr})" if ocr else pages)
         return ", ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        """The counts, the notes and the summary line (what an index keeps and the API sends)."""
+        return {**asdict(self), "ocr_seconds": round(self.ocr_seconds, 2), "summary": self.summary()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DocumentStats:
+        """Stats written by as_json (a field it does not know is left out, a missing one is 0)."""
+        known = {f.name for f in fields(cls)}
+        stats = cls(**{k: v for k, v in data.items() if k in known and k != "notes"})
+        stats.notes = [str(n) for n in data.get("notes", [])]
+        return stats
 
 
 def _count_of(n: int, thing: str) -> str:
@@ -183,6 +195,8 @@ def lines_from_image(data: bytes, name: str, on_page: PageProgress | None) -> tu
     """An image's text, OCR'd and laid out (reading order, paragraphs); no page numbers."""
     try:
         (text,) = list(ocr_pages(data, on_page=on_page))
+    except OcrPending:
+        raise
     except DocumentError as exc:
         raise DocumentError(name, exc.reason) from exc
     if not text.boxes:

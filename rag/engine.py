@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
 from rag.locking import Notify
-from rag.question import analyse_question
+from rag.question import Question, analyse_question
 from rag.retrieval import (
     FusionWeights,
     Query,
@@ -53,6 +55,12 @@ _NO_EVIDENCE = -2.0
 # (rag.store.MAX_SENTENCE_EMBED_CHARS); a question longer than that is not settled by them.
 MAX_QUERY_EMBED_CHARS = 128
 MAX_SETTLED_QUESTION_CHARS = MAX_SENTENCE_EMBED_CHARS
+# Question vectors kept per engine: ranking and the refusal's similarity features read the same one, and a
+# chat re-asks the same folded question while it streams (a vector is 1.5 kB).
+_QUESTION_VECTORS_KEPT = 64
+# Leading passages whose sentences the refusal's best_similarity compares the quoted sentence with: the
+# answerer reads this many (rag.answer.compose's depth).
+_SIMILARITY_PASSAGES = 3
 
 
 class Engine:
@@ -75,6 +83,8 @@ class Engine:
         self.weights = FusionWeights()
         self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors_lock = threading.Lock()
 
     # ------------------------------------------------------------ opening and building
 
@@ -234,7 +244,7 @@ class Engine:
         zeros = np.zeros(len(store.rows), dtype=np.float32)
         lexical = store.bm25_scores(query.terms) if mode != "dense" else zeros
         # BM25-only mode never looks at the dense side: do not embed the question for it.
-        vector = self.embedder.embed_query(_dense_text(query)) if mode != "bm25" else None
+        vector = self._question_vector(query) if mode != "bm25" else None
         dense = store.dense_scores(vector, self.settings.candidates) if vector is not None else zeros
         docs = [row.paragraph.doc for row in store.rows]
         subject = subject_coverage(query.entities, store.doc_text, docs)
@@ -411,20 +421,112 @@ class Engine:
         query = pinned._analyse(question, history)
         k = checked_k(k, self.settings.top_k)
         parts = pinned._parts(query, k)
+        single = len(parts) == 1
         extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
-        if len(parts) == 1:
+        if single:
             asked = analyse_question(question)
-            extractive = with_short_answer(extractive, asked)
+            extractive = with_short_answer(
+                extractive, asked, similarities=pinned._cited_similarities(extractive, query)
+            )
+            extractive = pinned._with_similarity(extractive, query)
             extractive = with_fitted_refusal(extractive, asked, pinned.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
 
-            yield from generative_stream(question, history, passages, extractive, self.settings)
+            for item in generative_stream(question, history, passages, extractive, self.settings):
+                if isinstance(item, Answer) and single:
+                    item = pinned._scored_generative(item, analyse_question(question), query)
+                yield item
             return
         for i in range(0, len(extractive.text), 8):
             yield extractive.text[i : i + 8]
         yield extractive
+
+    def _scored_generative(self, answer: Answer, asked: Question, query: Query) -> Answer:
+        """A model's verified answer with `confidence` and `found` from the fitted refusal over the sentence
+        it cites (the extractive answer's scorer, so both answerers mean the same by them); below the
+        threshold it becomes a refusal that says why. A fallback to the extractive answer is already scored."""
+        if answer.answerer != "llm" or not answer.found or not answer.citations:
+            return answer
+        cited = answer.citations[0]
+        probe = Answer(answer.question, cited.quote, True, citations=[cited], passages=list(answer.passages))
+        probe = with_short_answer(probe, asked, similarities=self._cited_similarities(probe, query))
+        probe = with_fitted_refusal(self._with_similarity(probe, query), asked, self.store.doc_text)
+        if probe.found:
+            return replace(answer, confidence=probe.confidence)
+        return replace(
+            answer,
+            text=probe.text,
+            found=False,
+            citations=[],
+            confidence=probe.confidence,
+            verification=[
+                *answer.verification,
+                f"the sentence it cites scores {probe.confidence:.2f}, below the refusal threshold",
+            ],
+        )
+
+    def _question_vector(self, query: Query) -> np.ndarray:
+        """The embedder's vector of the question (its bounded tail), embedded once per question."""
+        text = _dense_text(query)
+        with self._vectors_lock:
+            kept = self._vectors.get(text)
+            if kept is not None:
+                self._vectors.move_to_end(text)
+                return kept
+        vector = self.embedder.embed_query(text)
+        with self._vectors_lock:
+            self._vectors[text] = vector
+            while len(self._vectors) > _QUESTION_VECTORS_KEPT:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def _with_similarity(self, answer: Answer, query: Query) -> Answer:
+        """The answer with the embedder's cosine of the question with its quoted sentence and with the
+        closest sentence of the leading passages (stored sentence vectors: nothing is embedded but the question),
+        so that wording that differs from the document's (GDP / 地区生产总值) still counts for the refusal."""
+        if not answer.found or not answer.citations or self.settings.fusion == "bm25":
+            return answer
+        vector = self._question_vector(query)
+        cited = answer.citations[0]
+        quoted = [
+            cos
+            for (start, end), cos in self._sentence_cosines(cited.doc, cited.paragraph, vector)
+            if start < cited.quote_end and end > cited.quote_start
+        ]
+        best = [
+            cos
+            for p in answer.passages[:_SIMILARITY_PASSAGES]
+            for _, cos in self._sentence_cosines(p.doc, p.paragraph, vector)
+        ]
+        return replace(
+            answer,
+            quote_similarity=max(quoted, default=0.0),
+            best_similarity=max(best + quoted, default=0.0),
+        )
+
+    def _cited_similarities(self, answer: Answer, query: Query) -> dict[tuple[int, int], float]:
+        """The embedder's cosine of the question with each sentence of the paragraph the answer cites, by span
+        (what the sentence model reads besides the words); empty without a dense side or a citation."""
+        if not answer.found or not answer.citations or self.settings.fusion == "bm25":
+            return {}
+        cited = answer.citations[0]
+        return dict(self._sentence_cosines(cited.doc, cited.paragraph, self._question_vector(query)))
+
+    def _sentence_cosines(
+        self, doc: str, paragraph: int, vector: np.ndarray
+    ) -> list[tuple[tuple[int, int], float]]:
+        """Each stored sentence span of a paragraph with its cosine to the question's vector."""
+        key = (doc, paragraph)
+        if key not in self.store.row_of_paragraph:
+            return []
+        pid = self.store.pid_of(doc, paragraph)
+        stored = self.store.sentence_vectors(pid)
+        if not len(stored):
+            return []
+        cosines = (stored @ vector).astype(float).tolist()
+        return list(zip(self.store.sentence_spans(pid), cosines, strict=False))
 
     def _pinned(self) -> Engine:
         """This engine reading the store in use now, for one question: add/remove may swap self.store for
@@ -455,6 +557,11 @@ def _as_passage(p: Paragraph) -> Passage:
 
 def _dense_text(query: Query) -> str:
     return to_simplified(query.text[-MAX_QUERY_EMBED_CHARS:])
+
+
+def question_embedding_text(question: str) -> str:
+    """What the engine embeds for a question asked without history (the fitting scripts embed the same)."""
+    return _dense_text(analyse(question, None))
 
 
 def _progress(progress: bool | Progress) -> Progress | None:

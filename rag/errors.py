@@ -7,7 +7,13 @@ RagError
 ├── IndexCorruptError      an index file that is truncated, corrupt or of another format
 ├── EmbedderMismatchError  an index built with another embedder than the one asked for
 ├── EmbedderError          an embedder backend that cannot be loaded
-└── LLMError               a generative backend that is misconfigured or unreachable
+├── LLMError               a generative backend that is misconfigured or unreachable
+├── CollectionNameError    a collection name that is not allowed                  (HTTP 400)
+├── UnknownCollectionError no collection of that name in the data folder          (HTTP 404)
+├── CollectionExistsError  a collection (or another folder) of that name is there (HTTP 409)
+└── CollectionInUseError   the web chat's collection, or the top-level index      (HTTP 409)
+
+The HTTP statuses are ui/api.py's ERROR_STATUS; rag/collections.py raises the collection errors.
 """
 
 from __future__ import annotations
@@ -46,3 +52,19 @@ class EmbedderError(RagError):
 
 class LLMError(RagError):
     pass
+
+
+class CollectionNameError(RagError, ValueError):
+    """A collection name that is not allowed (HTTP 400)."""
+
+
+class UnknownCollectionError(RagError, LookupError):
+    """No collection of that name in the data folder (HTTP 404)."""
+
+
+class CollectionExistsError(RagError):
+    """A collection (or another folder) of that name is already there (HTTP 409)."""
+
+
+class CollectionInUseError(RagError):
+    """A collection that cannot be deleted now: the web chat serves it, or it is the top-level index (HTTP 409)."""

@@ -2,6 +2,7 @@
 
 rag eval evals/seeds_qa.jsonl --docs seeds [--out evals/reports] [--compare OLD.json] [--write-floors F]
 rag eval --squad /work/shared/data/cmrc2018_dev.json [--cross-script] [--limit 300] [--negatives]
+rag eval evals/field.jsonl --data index --collection zuoquan   (a collection's questions, e.g. its feedback)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 DEFAULT_OUT = "evals/reports"
 DEFAULT_CACHE = ".cache/embeddings"
+DEFAULT_DATA = "index"  # the data folder of --collection, as for rag serve and rag collections
 DEFAULT_FOLDS = 2  # --negatives: half the articles indexed, the other half's questions asked
 REPORTED_PRECISIONS = (0.8, 0.9, 0.95)  # the issue states short answers at 0.9 precision; either side of it
 CURVE_POINTS = 101  # precision-coverage points kept in the JSON report (the whole curve can be thousands)
@@ -58,6 +60,22 @@ FLOORS_NOTE = (
     "tests/test_quality_gate.py in `make test`. Lowering a floor or raising a ceiling needs a CHANGELOG "
     "line saying why."
 )
+
+
+class CollectionInDataFolder(argparse.Action):
+    """--collection NAME: the data folder is --index DIR, or DEFAULT_DATA when none is given (rag eval's
+    --index has no default: without one, --docs builds into a temporary folder)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        if getattr(namespace, "index", None) is None:
+            namespace.index = DEFAULT_DATA
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +92,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--cross-script", action="store_true", help="ask SQuAD questions in the other script")
     p.add_argument("--limit", type=int, default=0, help="ask at most N questions, spread over the set")
-    p.add_argument("--index", metavar="DIR", help="index folder to open (or to build into with --docs)")
+    p.add_argument(
+        "--index",
+        "--data",
+        dest="index",
+        metavar="DIR",
+        help="index folder to open (or to build into with --docs); with --collection, the data folder",
+    )
+    # rag.cli.main turns --collection into the collection's folder under --index, as for the other commands
+    p.add_argument(
+        "--collection",
+        action=CollectionInDataFolder,
+        help=f"a collection in the data folder --index DIR (default DIR: {DEFAULT_DATA}; rag collections)",
+    )
     p.add_argument("--docs", nargs="+", metavar="PATH", help="documents to index before asking")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"report folder (default {DEFAULT_OUT})")
     p.add_argument("--compare", metavar="OLD.json", help="show the change against an earlier JSON report")

@@ -12,7 +12,16 @@ jobs out: embeds them, commits them, resumes the interrupted ones).
                              written as each call finishes: an interrupted job resumes without embedding
                              them again
         d<doc>-tokens.json   the BM25 words of its paragraphs, made beside the embedding
-        worker.log           what the embedding child process printed
+        d<doc>-source.pdf    the bytes of a PDF or image document (.png, .jpg), copied when the job is
+                             made: its scanned pages are OCR'd from them after the upload that brought it
+                             is gone, and the commit keeps them as the index's stored copy (rag/store.py)
+        d<doc>-ocr-p<page>.json  one page OCR'd (its text boxes), written as each page is done: an
+                             interrupted job resumes at the next page (rag/writer.py reads them)
+        d<doc>-ocr-error.txt why the OCR child could not read the document (it is skipped with this reason)
+        worker.log           what the embedding (or OCR) child process printed
+
+A document with scanned pages is planned without its paragraphs (`PlannedDocument.pending_ocr` lists the
+pages to OCR): planning never waits for OCR; the job reads it before anything of it is embedded.
 
 A folder appears under its name only once planned and owned (it is made as .new-<id>), and leaves the
 journal as .committing-<id> just before its commit swaps the live version.
@@ -33,14 +42,18 @@ from typing import Any
 
 import numpy as np
 
-from rag.documents import find_documents, paragraphs_from_bytes, sha256_of
+from rag.documents import ParsedDocument, find_documents, parse_document, sha256_of
 from rag.errors import DocumentError, IndexCorruptError
 from rag.locking import FileLock, Notify
-from rag.store import embedding_plan, index_tokens
+from rag.ocr import OcrPending, PageText, reading
+from rag.store import SOURCE_SUFFIXES, embedding_plan, index_tokens
 from rag.types import Paragraph, Skipped
 
 JOURNAL = "journal"
-JOURNAL_FORMAT = 2  # 2: batches hold sentences too; a job of format 1 is dropped, its build runs again
+# 3: documents may wait for OCR and keep their source bytes (2 is read as well: it has neither); 2: batches
+# hold sentences too; a job of format 1 is dropped, its build runs again.
+JOURNAL_FORMAT = 3
+READABLE_FORMATS = (2, 3)
 PLAN = "plan.json"
 OWNER_LOCK = "owner.lock"
 WORKER_LOG = "worker.log"
@@ -57,6 +70,9 @@ class PlannedDocument:
     sha256: str
     source: str  # the path it was read from ("" for in-memory text)
     paragraphs: list[Paragraph]
+    pending_ocr: list[int] = field(default_factory=list)  # pages still to OCR before it has paragraphs
+    stats: dict[str, Any] = field(default_factory=dict)  # DocumentStats.as_json() once read
+    kept: str = ""  # the copy of its bytes in the job folder (PDFs and images), "" when none
 
     def texts(self) -> list[str]:
         """What is embedded for it: its paragraphs' windows and sentences, each distinct text once."""
@@ -126,7 +142,8 @@ def plan_texts(documents: Mapping[str, Sequence[str]], known: Mapping[str, str])
 def read_planned(
     path: Path, known: Mapping[str, str], notify: Notify | None = None
 ) -> PlannedDocument | Skipped | str:
-    """The document at path to embed; Skipped when it cannot be read; its sha256 when known holds it as is."""
+    """The document at path to embed; Skipped when it cannot be read; its sha256 when known holds it as is.
+    A document with scanned pages comes back unread, with the pages to OCR (the job reads it)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -137,9 +154,13 @@ def read_planned(
     if notify is not None and len(data) >= ANNOUNCE_READING_BYTES:
         notify(f"splitting {path} ({len(data) / 1e6:.0f} MB) into paragraphs…")
     try:
-        return PlannedDocument(path.name, digest, str(path), paragraphs_from_bytes(data, path.name))
+        with reading(None, read_missing=False):  # scanned pages are the job's to OCR, later
+            parsed = parse_document(data, path.name)
+    except OcrPending as pending:
+        return PlannedDocument(path.name, digest, str(path), [], pending_ocr=pending.pages)
     except DocumentError as exc:
         return Skipped(str(path), exc.reason)
+    return PlannedDocument(path.name, digest, str(path), parsed.paragraphs, stats=parsed.stats.as_json())
 
 
 class Job:
@@ -177,6 +198,7 @@ class Job:
         owner = FileLock(staging / OWNER_LOCK)
         owner.acquire(blocking=False)
         self.folder, self._owner = staging, owner
+        self._keep_sources(0)
         self._write_plan()
         os.replace(staging, journal / job_id)
         self.folder = journal / job_id
@@ -186,9 +208,9 @@ class Job:
         """A job's plan, without owning it (the embedding child reads it so)."""
         try:
             data = json.loads((folder / PLAN).read_text("utf-8"))
-            if data.get("format") != JOURNAL_FORMAT:
+            if data.get("format") not in READABLE_FORMATS:
                 raise ValueError(
-                    f"journal format {data.get('format')!r}, this version reads {JOURNAL_FORMAT}"
+                    f"journal format {data.get('format')!r}, this version reads {READABLE_FORMATS}"
                 )
             return cls(folder.parent.parent, folder, str(data["embedder"]), _plan_from_json(data), None)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -236,13 +258,76 @@ class Job:
         again, are appended to the plan, so the batches already written keep their numbers."""
         for name in stale:
             self.plan.unchanged.pop(name, None)
+        first = len(self.plan.documents)
         self.plan.documents += documents
         self._texts = None
         if self.folder is None:
             if self.plan.documents:
                 self._make_folder()
         else:
+            self._keep_sources(first)
             self._write_plan()
+
+    # ------------------------------------------------------------ sources and OCR
+
+    def _keep_sources(self, first: int) -> None:
+        """Copy the bytes of the PDF and image documents from planned document first on into the folder
+        (checked against the hash they were planned with); one whose file changed meanwhile and that still
+        has pages to OCR is skipped: there is nothing left to read it from."""
+        assert self.folder is not None
+        for d in range(first, len(self.plan.documents)):
+            doc = self.plan.documents[d]
+            suffix = Path(doc.name).suffix.lower()
+            if doc.kept or not doc.source or suffix not in SOURCE_SUFFIXES:
+                continue
+            try:
+                data: bytes | None = Path(doc.source).read_bytes()
+            except OSError:
+                data = None
+            if data is None or sha256_of(data) != doc.sha256:
+                if doc.pending_ocr:
+                    doc.pending_ocr = []
+                    self.plan.skipped.append(
+                        Skipped(doc.source, "changed or removed while it was being planned; add it again")
+                    )
+                continue
+            kept = f"d{d:05d}-source{suffix}"
+            tmp = self.folder / f".{kept}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, self.folder / kept)
+            doc.kept = kept
+
+    def source_path(self, d: int) -> Path | None:
+        """The copy of planned document d's bytes in the folder; None when the job keeps none."""
+        kept = self.plan.documents[d].kept
+        return self.folder / kept if kept and self.folder is not None else None
+
+    def unread(self) -> list[int]:
+        """The planned documents whose scanned pages are still to OCR."""
+        return [d for d, doc in enumerate(self.plan.documents) if doc.pending_ocr]
+
+    def pages(self, d: int) -> JobPages:
+        """Where the OCR'd pages of planned document d are kept."""
+        assert self.folder is not None
+        return JobPages(self.folder, d)
+
+    def ocr_error_path(self, d: int) -> Path:
+        assert self.folder is not None
+        return self.folder / f"d{d:05d}-ocr-error.txt"
+
+    def read_done(self, d: int, parsed: ParsedDocument) -> None:
+        """Planned document d is read (its pages OCR'd): its paragraphs and stats join the plan."""
+        doc = self.plan.documents[d]
+        doc.paragraphs, doc.stats, doc.pending_ocr = parsed.paragraphs, parsed.stats.as_json(), []
+        self._texts = None
+        self._write_plan()
+
+    def read_failed(self, d: int, reason: str) -> None:
+        """Planned document d cannot be read: it is skipped with the reason (its number stays taken)."""
+        doc = self.plan.documents[d]
+        doc.pending_ocr = []
+        self.plan.skipped.append(Skipped(doc.source or doc.name, reason))
+        self._write_plan()
 
     # ------------------------------------------------------------ batches
 
@@ -327,6 +412,35 @@ class Job:
         self.release()
 
 
+class JobPages:
+    """The OCR'd pages of one planned document, a file each in its job folder (rag.ocr.PageStore): written
+    aside and renamed, so a page file is whole or absent; one that cannot be read is read again."""
+
+    def __init__(self, folder: Path, d: int) -> None:
+        self.folder = folder
+        self.d = d
+
+    def path(self, page: int) -> Path:
+        return self.folder / f"d{self.d:05d}-ocr-p{page:05d}.json"
+
+    def get(self, page: int) -> PageText | None:
+        try:
+            return PageText.from_json(json.loads(self.path(page).read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, text: PageText) -> None:
+        path = self.path(text.page)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(text.as_json(), ensure_ascii=False), "utf-8")
+        os.replace(tmp, path)
+
+    def count(self, pages: Sequence[int]) -> int:
+        """How many of these pages are read."""
+        present = set(os.listdir(self.folder))
+        return sum(1 for p in pages if self.path(p).name in present)
+
+
 def pending(root: Path) -> list[Path]:
     """Job folders under root/journal/, oldest first (hidden ones are being made or committed)."""
     journal = root / JOURNAL
@@ -361,7 +475,15 @@ def _plan_from_json(data: dict[str, Any]) -> Plan:
         sync=bool(data["sync"]),
         inputs=[str(p) for p in data["inputs"]],
         documents=[
-            PlannedDocument(d["name"], d["sha256"], d["source"], [Paragraph(**p) for p in d["paragraphs"]])
+            PlannedDocument(
+                d["name"],
+                d["sha256"],
+                d["source"],
+                [Paragraph(**p) for p in d["paragraphs"]],
+                pending_ocr=[int(n) for n in d.get("pending_ocr", [])],
+                stats=dict(d.get("stats", {})),
+                kept=str(d.get("kept", "")),
+            )
             for d in data["documents"]
         ],
         unchanged={str(k): (str(v[0]), str(v[1])) for k, v in data["unchanged"].items()},

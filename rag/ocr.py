@@ -4,6 +4,12 @@ recognition models, which its wheel carries (nothing is downloaded).
 OCR is the slow part of reading a document (seconds a page on a laptop CPU), so it goes page by page:
 `ocr_pages` yields each page's text boxes as it is read and reports progress, so that a caller can run it
 as background work and show how far it got. Reading order and paragraphs are rag/layout.py's job.
+
+Who reads a document decides what happens to its scanned pages with `reading(pages, read_missing)`, in
+force for the calls below it in the same thread (rag/pdf.py and rag/documents.py call `ocr_pages` without
+knowing): pages already read come from `pages` (a job folder keeps them, rag/journal.py), a page read now
+is put there as soon as it is done, and with read_missing False a page not read yet is not OCR'd at all:
+`OcrPending` names the pages, so that planning a job never waits for OCR (rag/writer.py does it later).
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import DocumentError
 from rag.layout import Box, PageBoxes
@@ -56,6 +64,64 @@ class PageText:
 
     def as_page(self) -> PageBoxes:
         return PageBoxes(self.page, self.width, self.height, self.boxes, ocr=True)
+
+    def as_json(self) -> dict[str, Any]:
+        """What a job folder keeps of a page read (rag/journal.py), for `from_json`."""
+        return {
+            "page": self.page,
+            "width": self.width,
+            "height": self.height,
+            "seconds": self.seconds,
+            "boxes": [[b.text, b.x0, b.top, b.x1, b.bottom, b.size, b.confidence] for b in self.boxes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PageText:
+        boxes = tuple(
+            Box(
+                str(t), float(x0), float(top), float(x1), float(bottom), size=float(size), confidence=float(c)
+            )
+            for t, x0, top, x1, bottom, size, c in data["boxes"]
+        )
+        return cls(
+            int(data["page"]), float(data["width"]), float(data["height"]), boxes, float(data["seconds"])
+        )
+
+
+class OcrPending(DocumentError):
+    """A document with pages to OCR, read where OCR is not to run now (`reading(..., read_missing=False)`)."""
+
+    def __init__(self, pages: Sequence[int]) -> None:
+        super().__init__("document", f"{len(pages)} scanned page(s) to OCR")
+        self.pages = list(pages)  # 1-based PDF pages; [0] for an image
+
+
+class PageStore(Protocol):
+    """Pages read so far of one document: `get` one (None when not read yet), `put` one as it is read."""
+
+    def get(self, page: int) -> PageText | None: ...
+
+    def put(self, text: PageText) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Reading:
+    pages: PageStore | None
+    read_missing: bool
+
+
+_READING: ContextVar[_Reading | None] = ContextVar("rag_ocr_reading", default=None)
+
+
+@contextmanager
+def reading(pages: PageStore | None, read_missing: bool = True) -> Iterator[None]:
+    """Within: scanned pages come from pages when read before, are OCR'd and put there otherwise; with
+    read_missing False a page not read yet raises OcrPending (listing every such page) instead."""
+    token = _READING.set(_Reading(pages, read_missing))
+    try:
+        yield
+    finally:
+        _READING.reset(token)
 
 
 @lru_cache(maxsize=1)
@@ -134,25 +200,71 @@ def ocr_pages(
     source: bytes, pages: Sequence[int] | None = None, on_page: PageProgress | None = None
 ) -> Iterator[PageText]:
     """OCR a PDF's pages (1-based numbers; all when None) or an image's bytes, one page at a time:
-    each page's text is yielded as soon as it is read, and on_page(done, total) is called after it."""
+    each page's text is yielded as soon as it is read, and on_page(done, total) is called after each page
+    read now (done counts the pages kept from before too: see `reading`)."""
+    context = _READING.get() or _Reading(None, True)
+    kept = context.pages
     if not source.startswith(b"%PDF"):
-        image = open_image(source, "image")
-        yield ocr_page_image(image, 0)
-        if on_page is not None:
-            on_page(1, 1)
+        found = kept.get(0) if kept is not None else None
+        if found is None and not context.read_missing:
+            raise OcrPending([0])
+        if found is None:
+            found = ocr_page_image(open_image(source, "image"), 0)
+            if kept is not None:
+                kept.put(found)
+            if on_page is not None:
+                on_page(1, 1)
+        yield found
         return
     import pypdfium2
 
     document = pypdfium2.PdfDocument(source)
     try:
         numbers = list(pages) if pages is not None else list(range(1, len(document) + 1))
-        for done, number in enumerate(numbers, start=1):
-            page = document[number - 1]
-            image = page.render(scale=_scan_dpi(page) / 72).to_pil()
-            text = ocr_page_image(image, number)
-            if on_page is not None:
-                on_page(done, len(numbers))
+        before = {n: t for n in numbers if kept is not None and (t := kept.get(n)) is not None}
+        if not context.read_missing and len(before) < len(numbers):
+            raise OcrPending([n for n in numbers if n not in before])
+        for number in numbers:
+            text = before.get(number)
+            if text is None:
+                page = document[number - 1]
+                image = page.render(scale=_scan_dpi(page) / 72).to_pil()
+                text = ocr_page_image(image, number)
+                before[number] = text
+                if kept is not None:
+                    kept.put(text)
+                if on_page is not None:
+                    on_page(len(before), len(numbers))
             yield text
+    finally:
+        document.close()
+
+
+def scanned_pages(source: bytes) -> list[int]:
+    """The pages of a PDF that will need OCR (1-based), or [0] for an image, [] for anything else: a quick
+    look (pdfium's text count and image objects), taken before a document is read, to tell which uploads
+    are to be read in the background."""
+    if source.startswith((b"\x89PNG", b"\xff\xd8\xff")):
+        return [0]
+    if not source.lstrip(b"\r\n\t ").startswith(b"%PDF"):
+        return []
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    from rag.pdf import MIN_TEXT_LAYER_CHARS  # rag/pdf.py's rule for a scanned page (it imports this module)
+
+    try:
+        document = pypdfium2.PdfDocument(source)
+    except Exception:  # unreadable: reading it says why
+        return []
+    try:
+        found = []
+        for number in range(1, len(document) + 1):
+            page = document[number - 1]
+            chars = page.get_textpage().count_chars()
+            if chars < MIN_TEXT_LAYER_CHARS and any(page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,))):
+                found.append(number)
+        return found
     finally:
         document.close()
 

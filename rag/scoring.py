@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from rag.errors import RagError
-from rag.features.sentence import SENTENCE_FEATURE_NAMES, SentenceView, sentence_matrix, sentence_views
+from rag.features.sentence import (
+    SENTENCE_FEATURE_NAMES,
+    SentenceView,
+    Similarities,
+    sentence_matrix,
+    sentence_views,
+)
 from rag.features.span import SPAN_FEATURE_NAMES, SpanView, span_matrix, span_views
 from rag.question import Question
 from rag.spans import SpanType
@@ -290,9 +296,11 @@ class SentenceTable:
     features: np.ndarray  # one row per view, columns SENTENCE_FEATURE_NAMES
 
 
-def sentence_table(question: Question, passages: Sequence[tuple[str, float]]) -> SentenceTable:
+def sentence_table(
+    question: Question, passages: Sequence[tuple[str, float]], similarities: Similarities | None = None
+) -> SentenceTable:
     """The sentences of the passages (text, retrieval score; best first) and their features."""
-    views = tuple(sentence_views(passages))
+    views = tuple(sentence_views(passages, similarities))
     rows = sentence_matrix(question, views)
     return SentenceTable(
         views, np.asarray(rows, dtype=np.float64).reshape(len(views), len(SENTENCE_FEATURE_NAMES))
@@ -447,12 +455,16 @@ def choose(
 
 
 def answer_span(
-    question: Question, passages: Sequence[tuple[str, float]], weights: Weights | None = None
+    question: Question,
+    passages: Sequence[tuple[str, float]],
+    weights: Weights | None = None,
+    similarities: Similarities | None = None,
 ) -> SpanAnswer | None:
     """The supporting sentence and the short answer among the passages (text, retrieval score; best first),
-    with calibrated probabilities; None when the passages hold no sentence."""
+    with calibrated probabilities; None when the passages hold no sentence. similarities: per passage, the
+    embedder's cosine of the question with each sentence (rag.features.sentence.Similarities)."""
     w = weights or load_weights()
-    table = sentence_table(question, passages)
+    table = sentence_table(question, passages, similarities)
     if not table.views:
         return None
     sentence_logits = w.sentence.logits(table.features)

@@ -2,9 +2,10 @@
 the extractive answerer cites, and the Answer gains `short` (the span), the whole supporting sentence as its
 quote with the span's offsets inside it, and the two calibrated probabilities.
 
-Whether to answer: the extractive answerer's refusal rules (rag/answer.py) must answer, and then the fitted
-refusal model (rag/refusal.py, evals/fit_refusal.py: article-removed questions as negatives) must give the
-answer a probability of being right at or above its threshold; that probability is `Answer.confidence`.
+Whether to answer: the extractive answerer's refusal rules (rag/answer.py) must answer, and the fitted refusal
+model (rag/refusal.py, evals/fit_refusal.py: article-removed
+questions as negatives) must give it a probability of being right at or above its threshold; that
+probability is `Answer.confidence`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ def shipped_weights() -> Weights:
     return load_weights()
 
 
-def with_short_answer(answer: Answer, question: Question, weights: Weights | None = None) -> Answer:
+def with_short_answer(
+    answer: Answer,
+    question: Question,
+    weights: Weights | None = None,
+    similarities: Mapping[tuple[int, int], float] | None = None,
+) -> Answer:
     """The answer with its exact span: text = the stated short answer with [1] (when its confidence reaches
     the fitted threshold), then the whole supporting sentence; unchanged when it is a refusal, a comparison
-    (several sources, one per side) or the model finds no candidate."""
+    (several sources, one per side) or the model finds no candidate. similarities: the embedder's cosine of
+    the question with each sentence of the cited paragraph, by (start, end)."""
     if not answer.found or len({(c.doc, c.paragraph) for c in answer.citations}) != 1:
         return answer
     cited = answer.citations[0]
@@ -43,7 +50,10 @@ def with_short_answer(answer: Answer, question: Question, weights: Weights | Non
         Passage(cited.doc, cited.paragraph, cited.text, cited.score, cited.section, cited.speaker),
     )
     found = answer_span(
-        question, [(passage.text, passage.score)][:SPAN_PASSAGES], weights or shipped_weights()
+        question,
+        [(passage.text, passage.score)][:SPAN_PASSAGES],
+        weights or shipped_weights(),
+        [similarities or {}],
     )
     if found is None:
         return answer

@@ -7,12 +7,18 @@ Layout of an index folder:
                             sentence_rows.npy (pid, start, end of the sentence each of those vectors
                             embeds), bm25/ (bm25s); the live one and the one before it are kept
     damaged-v-…/            a version a rebuild found damaged, kept aside for inspection
+    sources/<sha256>.pdf    the stored copy of each PDF and image document (.png, .jpg too), named by its
+                            content: written at the commit that adds it, removed by the first commit after
+                            which neither kept version holds it (an index without one: built before these
+                            were kept, `rag build` over the file writes it)
     .lock                   the commit lock (rag/locking.py)
     journal/                pending jobs (rag/journal.py)
 A commit writes a new version folder beside the live one and then swaps CURRENT, so a crash mid-build
 leaves the previous version in use; the version before the live one is kept so that a reader that read
 CURRENT just before a swap still finds its folder (and a reader that loses that race anyway opens again).
-Vector and paragraph ids only ever grow: never reused after a delete.
+Vector and paragraph ids only ever grow: never reused after a delete. The manifest also keeps what reading
+each document found (`document_stats`: rag.documents.DocumentStats.as_json), which readers of format 2
+that predate it ignore.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import time
@@ -55,6 +62,11 @@ SENTENCE_DTYPE = np.float16  # stored sentence vectors: half the disk and page c
 EXACT_DENSE_WINDOWS = 20_000
 
 CURRENT = "CURRENT"
+SOURCES = "sources"
+SOURCE_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg")  # documents whose stored copy can be opened at a page
+SOURCE_LEFTOVER_S = 3600  # a half-written copy this old in sources/ is a crashed writer's
+# The names keep_source writes (a copy, or one being written): nothing else in sources/ is ever deleted.
+_STORED_NAME = re.compile(r"^\.?[0-9a-f]{64}\.(?:pdf|png|jpe?g)(?:\.[0-9a-f]{6}\.tmp)?$")
 VERSION_PREFIX = "v-"
 DAMAGED_PREFIX = "damaged-"
 SENTENCE_VECTORS = "sentence_vectors.npy"
@@ -161,6 +173,7 @@ class Store:
     # sentence it embeds: (pid, start, end); a paragraph's sentences are consecutive rows, in reading order.
     sentence_vecs: np.ndarray | None = None
     sentence_rows: np.ndarray | None = None
+    doc_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> what reading it found
 
     def __post_init__(self) -> None:
         if self.vectors is None:
@@ -270,13 +283,15 @@ class Store:
         removed: Iterable[str],
         vectors: Mapping[str, np.ndarray],
         tokens: Mapping[str, list[list[str]]] | None = None,
+        stats: Mapping[str, dict[str, Any]] | None = None,
     ) -> Store:
         """A new store with documents added or replaced (changes) and dropped (removed); self is untouched.
 
         vectors[name] holds the vectors of embedding_plan(paragraphs).texts of a changed document, in
         order (its windows and its sentences), so that embedding can happen elsewhere: in a child process,
         in batches kept by the journal. tokens[name], when given, holds index_tokens of each of its
-        paragraphs (made there too: segmenting is most of the rest of the work)."""
+        paragraphs (made there too: segmenting is most of the rest of the work). stats[name], when given,
+        is what reading a changed document found (kept in the manifest)."""
         gone = set(removed) | set(changes)
         kept_rows = [row for row in self.rows if row.paragraph.doc not in gone]
         kept_pids = {row.pid for row in kept_rows}
@@ -298,6 +313,8 @@ class Store:
 
         rows = list(kept_rows)
         documents = {k: v for k, v in self.documents.items() if k not in gone}
+        doc_stats = {k: v for k, v in self.doc_stats.items() if k not in gone}
+        doc_stats.update({k: dict(v) for k, v in (stats or {}).items() if k in changes and v})
         next_pid, next_vid = self.next_pid, self.next_vector_id
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for name in sorted(changes):
@@ -343,6 +360,7 @@ class Store:
             bm25=_bm25_over(rows),
             sentence_vecs=np.concatenate(sentence_vecs),
             sentence_rows=np.concatenate(sentence_rows),
+            doc_stats=doc_stats,
         )
 
     # ------------------------------------------------------------ disk
@@ -382,6 +400,7 @@ class Store:
                     "dtype": np.dtype(SENTENCE_DTYPE).name,
                     "chars": MAX_SENTENCE_EMBED_CHARS,
                 },
+                "document_stats": {k: v for k, v in sorted(self.doc_stats.items()) if k in self.documents},
                 "next_vector_id": self.next_vector_id,
                 "next_pid": self.next_pid,
                 "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -410,6 +429,7 @@ class Store:
                 and old.name.startswith((VERSION_PREFIX, f".tmp-{VERSION_PREFIX}"))
             ):
                 shutil.rmtree(old, ignore_errors=True)
+        _prune_sources(root, [self.documents, _documents_of(root / previous) if previous else {}])
         return final
 
     @classmethod
@@ -468,6 +488,7 @@ class Store:
         try:
             dim = int(embedder["dim"])
             documents = {str(k): DocEntry(**v) for k, v in manifest["documents"].items()}
+            doc_stats = {str(k): dict(v) for k, v in manifest.get("document_stats", {}).items()}
             next_vector_id, next_pid = int(manifest["next_vector_id"]), int(manifest["next_pid"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexCorruptError(
@@ -502,9 +523,73 @@ class Store:
             bm25=bm25,
             sentence_vecs=sentence_vecs,
             sentence_rows=sentence_rows,
+            doc_stats=doc_stats,
         )
         store.version = name
         return store
+
+
+def source_file(root: Path, name: str, sha256: str) -> Path | None:
+    """Where the stored copy of document `name` with this content hash lives (root/sources/<sha256><suffix>);
+    None for a document of a kind that has none (text). The file may be missing: built before copies were
+    kept. Only a hash and a fixed suffix make the path, so no document name can lead outside sources/."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SOURCE_SUFFIXES or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        return None
+    return root / SOURCES / f"{sha256}{suffix}"
+
+
+def keep_source(root: Path, name: str, sha256: str, copy_from: Path) -> bool:
+    """Store the bytes at copy_from as the copy of document `name` (sha256 of its bytes) unless stored
+    already; False when it is not a kind that is kept or the file does not hold those bytes. Written aside
+    and renamed: a stored copy is whole or absent."""
+    target = source_file(root, name, sha256)
+    if target is None:
+        return False
+    if target.is_file():
+        return True
+    try:
+        data = copy_from.read_bytes()
+    except OSError:
+        return False
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return False
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(3)}.tmp")
+    tmp.write_bytes(data)
+    _fsync(tmp)
+    os.replace(tmp, target)
+    return True
+
+
+def _documents_of(version: Path) -> dict[str, DocEntry]:
+    """The documents a saved version lists (empty when its manifest cannot be read)."""
+    try:
+        listed = json.loads((version / "manifest.json").read_text("utf-8"))["documents"]
+        return {str(k): DocEntry(**v) for k, v in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _prune_sources(root: Path, kept_versions: Sequence[Mapping[str, DocEntry]]) -> None:
+    """Delete the stored copies no kept version holds (and copies a crashed writer left half written)."""
+    folder = root / SOURCES
+    if not folder.is_dir():
+        return
+    wanted = {
+        path.name
+        for documents in kept_versions
+        for name, entry in documents.items()
+        if (path := source_file(root, name, entry.sha256)) is not None
+    }
+    for f in folder.iterdir():
+        if f.name in wanted or not _STORED_NAME.fullmatch(f.name):  # only what keep_source writes
+            continue
+        try:
+            if not f.name.startswith(".") or time.time() - f.stat().st_mtime > SOURCE_LEFTOVER_S:
+                f.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def current_version(root: Path) -> str:

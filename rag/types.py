@@ -108,10 +108,14 @@ class Answer:
     standalone_question: str = ""  # the question as understood after folding in the history
     short: str | None = None  # the answer span itself, in the question's script; None for a refusal
     short_confidence: float = 0.0  # calibrated probability that `short` is right (F1 ≥ 0.5)
-    # calibrated probability that the answer is right (rag/refusal.py); 0 for a refusal by the rules and for a
-    # comparison across documents, which the refusal model does not score
+    # calibrated probability that the answer is right (rag/refusal.py; for the LLM answerer, of the sentence it
+    # cites); 0 when no candidate was found and for a comparison across documents, which it does not score
     confidence: float = 0.0
     short_stated: bool = False  # short_confidence reached the threshold for stating `short` as the answer
+    # What the fitted refusal reads besides the text (rag/refusal.py): the embedder's cosine of the question
+    # with the quoted sentence and with the closest sentence of the leading passages (0 without a dense side).
+    quote_similarity: float = 0.0
+    best_similarity: float = 0.0
 
 
 @dataclass(frozen=True)

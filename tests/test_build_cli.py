@@ -93,3 +93,29 @@ def test_two_builds_with_different_inputs_take_turns_and_the_last_says_what_it_r
     assert "removed c.txt" in out[first]
     assert f"removed {first}.txt" in out[last]  # ... and says what it removed that the other added
     assert "another writer committed" in out[last]
+
+
+def test_build_and_add_say_what_each_document_gave_and_why_one_was_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+    from scan_support import jpeg, small_scan_pdf
+
+    from rag.cli import main
+
+    docs = write_doc(tmp_path / "docs", "notes.txt", "县城新建停车位1200个。\n")
+    (docs / "indicators.csv").write_text("指标,2024年\n地区生产总值,98.6亿元\n农村公路,126公里\n", "utf-8")
+    (docs / "scan.pdf").write_bytes(small_scan_pdf(["全县建成5G基站826个。"]))
+    (docs / "blank.jpg").write_bytes(jpeg(Image.new("L", (740, 740), 255)))
+    index = tmp_path / "index"
+    assert main(["build", str(docs), "--index", str(index), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "  indicators.csv: 2 paragraphs, 1 table (2 rows)\n" in out
+    assert "  scan.pdf: 1 paragraph, 1 page (1 OCR'd)\n" in out and "  notes.txt: 1 paragraph\n" in out
+    assert "OCR scan.pdf: page 1 of 1 read" in err  # the progress line, page by page
+    assert "blank.jpg: OCR found no text in the image" in err
+
+    extra = write_doc(tmp_path / "more", "extra.txt", "全县新建公园3个。\n")
+    assert main(["add", str(extra / "extra.txt"), "--index", str(index), "--quiet"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("added 1, updated 0, unchanged 0") and "  extra.txt: 1 paragraph\n" in out

@@ -171,3 +171,25 @@ def test_command_line_collections(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "rag build" in capsys.readouterr().err
     assert main(["collections", "delete", "tea", "--data", data]) == 0
     assert collection_names(data) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ("CollectionNameError", 400, "bad_collection_name"),
+        ("UnknownCollectionError", 404, "unknown_collection"),
+        ("CollectionExistsError", 409, "collection_exists"),
+        ("CollectionInUseError", 409, "collection_in_use"),
+    ],
+)
+def test_collection_errors_are_in_the_error_tree_and_keep_their_http_status(
+    error: str, status: int, code: str
+) -> None:
+    import rag.collections
+    import rag.errors
+    from ui.api import status_of
+
+    kind = getattr(rag.errors, error)
+    assert issubclass(kind, rag.errors.RagError)
+    assert getattr(rag.collections, error) is kind  # the old import keeps working
+    assert status_of(kind("what to do"))[:2] == (status, code)

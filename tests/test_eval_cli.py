@@ -340,3 +340,47 @@ def test_negatives_run_asks_held_out_questions_of_an_index_without_them(tmp_path
     assert removed["n"] == 2 and removed["refusal_recall"] is not None
     assert report["metrics"]["all"]["hit_at_1"] == 1.0  # two paragraphs indexed, each question finds its own
     assert report["questions"][0]["question"] == ""  # the external set's text stays out of the report
+
+
+def test_collection_is_a_folder_of_the_data_folder_as_for_the_other_commands() -> None:
+    from rag.cli import parser
+
+    args = parser().parse_args(["eval", "q.jsonl", "--collection", "zuoyun"])
+    assert (args.index, args.collection) == ("index", "zuoyun")  # the default data folder
+    for argv in (["--collection", "zuoyun", "--data", "d"], ["--index", "d", "--collection", "zuoyun"]):
+        assert parser().parse_args(["eval", "q.jsonl", *argv]).index == "d"
+    plain = parser().parse_args(["eval", "q.jsonl"])
+    assert (plain.index, plain.collection) == (None, None)  # --docs still builds into a temporary folder
+
+
+@pytest.mark.slow
+def test_eval_on_a_collection_asks_only_its_documents(seeds_engine: Any, tmp_path: Path) -> None:
+    from api_support import SIMPLIFIED_SEED, TRADITIONAL_SEED, seeds_data_dir
+
+    from rag.cli import main
+
+    data = seeds_data_dir(seeds_engine, tmp_path / "data")
+    questions = tmp_path / "field.jsonl"
+    items = [
+        {
+            "id": "zy",
+            "question": "左雲縣一共有多少家活性炭企業?",
+            "answers": ["14家"],
+            "doc": TRADITIONAL_SEED,
+        },
+        {
+            "id": "zq",
+            "question": "2024年左权县的地区生产总值有多少?",
+            "answers": ["80亿"],
+            "doc": SIMPLIFIED_SEED,
+        },
+    ]
+    questions.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    out = tmp_path / "reports"
+    argv = ["eval", str(questions), "--data", str(data), "--collection", "zuoyun", "--out", str(out)]
+    assert main([*argv, "--no-progress", "--embed-cache", ""]) == 0
+    report = json.loads((out / "field.json").read_text(encoding="utf-8"))
+    assert report["index"] == str(data / "zuoyun")
+    rows = {row["id"]: row for row in report["questions"]}
+    assert rows["zy"]["found"] and rows["zy"]["ok"] and rows["zy"]["cited"][0].startswith(TRADITIONAL_SEED)
+    assert not rows["zq"]["found"]  # the other seed is in another collection

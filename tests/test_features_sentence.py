@@ -69,6 +69,7 @@ def test_every_feature_has_a_docstring_and_a_table_row() -> None:
         "passage_rank",
         "log_length",
         "rare_pair_share",
+        "similarity",
     }
     for feature in SENTENCE_FEATURES:
         assert feature.__doc__ and feature.__doc__.strip()
@@ -107,3 +108,13 @@ def test_matrix_adds_the_distance_behind_the_best_sentence() -> None:
     assert len(rows[0]) == len(SENTENCE_FEATURE_NAMES)
     behind = SENTENCE_FEATURE_NAMES.index("keyword_share_behind_best")
     assert rows[0][behind] == 0.0 and rows[1][behind] == pytest.approx(1.0)
+
+
+def test_similarity_comes_from_the_index_by_sentence_span_and_is_0_when_unknown() -> None:
+    q = analyse_question(Q_COUNT)
+    text = "左权县位于山西。全县集聚了14家活性炭企业。"
+    views = sentence_views([(text, 1.0), ("另一段。", 0.5)], [{(8, len(text)): 0.91, (0, 8): 0.8}])
+    assert [f.similarity(q, v) for v in views] == [0.8, 0.91, 0.0]
+    rows = sentence_matrix(q, views)
+    behind = SENTENCE_FEATURE_NAMES.index("similarity_behind_best")
+    assert [round(r[behind], 2) for r in rows] == [0.11, 0.0, 0.91]

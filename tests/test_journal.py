@@ -242,3 +242,25 @@ def test_a_build_killed_mid_embedding_is_resumed_by_the_next(tmp_path: Path, doc
     rag.Engine.build([docs], index_dir=tmp_path / "reference", embedder=reference)
     assert embedder.calls == reference.calls - 2
     assert journal.pending(index) == [] and len(engine.documents()) == 5
+
+
+def test_a_job_an_earlier_version_left_in_journal_format_2_is_still_resumed(tmp_path: Path) -> None:
+    """Format 3 adds documents waiting for OCR; a format-2 plan (none of its fields) reads as before."""
+    import json
+
+    index = tmp_path / "index"
+    rag.Engine.build_from_texts({"a.txt": ["甲县有三座桥梁。"]}, index, embedder=KeywordEmbedder())
+    upload = tmp_path / "b.txt"
+    upload.write_text("乙县种植苹果4500亩。\n", "utf-8")
+    job = journal.Job.create(index, KeywordEmbedder.id, journal.plan_files([upload], {}, sync=False))
+    assert job.folder is not None
+    plan = json.loads((job.folder / journal.PLAN).read_text("utf-8"))
+    for d in plan["documents"]:
+        del d["pending_ocr"], d["stats"], d["kept"]
+    plan["format"] = 2
+    (job.folder / journal.PLAN).write_text(json.dumps(plan, ensure_ascii=False), "utf-8")
+    job.release()  # its writer died
+
+    engine = rag.Engine.open(index, embedder=KeywordEmbedder())
+    [report] = engine.resume_pending()
+    assert report.added == ["b.txt"] and {d.doc for d in engine.documents()} == {"a.txt", "b.txt"}

@@ -5,10 +5,10 @@ with its page; character accuracy and OCR speed are measured. One OCR run of the
 from __future__ import annotations
 
 import io
-import subprocess
 import time
 
 import pytest
+from scan_support import cjk_font, image_only_pdf, jpeg
 
 from rag.documents import parse_document
 from rag.errors import DocumentError
@@ -29,21 +29,6 @@ RIGHT = [
     "城镇新增就业4120人，登记失业率控制在3%以内，就业形势总体稳定。",
 ]
 MIN_ACCURACY = 0.95
-
-
-def cjk_font(size: int):
-    """A Simplified Chinese font as fontconfig finds it (Noto Sans CJK SC, installed by `make browser`)."""
-    from PIL import ImageFont
-
-    found = subprocess.run(
-        ["fc-match", "-f", "%{file}\n%{index}\n%{lang}", "sans-serif:lang=zh-cn"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    path, index, langs = (found.split("\n") + ["", "", ""])[:3]
-    if "zh-cn" not in langs.split("|"):
-        pytest.skip("no Chinese font installed (fonts-noto-cjk: make browser)")
-    return ImageFont.truetype(path, size, index=int(index or 0))
 
 
 def scan_page(left: list[str], right: list[str], title: str = TITLE):
@@ -73,27 +58,6 @@ def scan_page(left: list[str], right: list[str], title: str = TITLE):
     typeset(left, margin, 240)
     typeset(right, margin + column + gutter, 240)
     return image.rotate(1.5, resample=Image.Resampling.BICUBIC, fillcolor=255)
-
-
-def jpeg(image, quality: int = 60) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def image_only_pdf(*pages: bytes) -> bytes:
-    """JPEG pages wrapped as a PDF with no text layer (reportlab embeds a JPEG as it is)."""
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfgen import canvas
-
-    out = io.BytesIO()
-    c = canvas.Canvas(out, pagesize=A4)
-    for page in pages:
-        c.drawImage(ImageReader(io.BytesIO(page)), 0, 0, *A4)
-        c.showPage()
-    c.save()
-    return out.getvalue()
 
 
 def accuracy(expected: str, read: str) -> float:

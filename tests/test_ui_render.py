@@ -18,8 +18,9 @@ from ui_support import EMOJI_RE, free_port
 from rag.config import Settings
 from rag.errors import QuestionError
 from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage, Skipped
+from rag.writer import ScanJob
 from ui import render
-from ui.app import ChatService, ChatSession, LlmStatus, build_app, probe_llm
+from ui.app import ChatCollections, ChatPage, ChatService, ChatSession, LlmStatus, build_app, probe_llm
 from ui.uploads import UploadRejected, check_upload, read_upload, safe_name, sent_by_client, stage_uploads
 
 WAIT_S = 5.0  # generous bound for a step that takes milliseconds; a step that blocks never ends
@@ -68,16 +69,46 @@ def test_text_is_escaped_and_markers_link_only_to_real_citations() -> None:
 
 def test_found_answer_has_source_cards_with_anchor_ids() -> None:
     answer = Answer("问", "年均增长10.5%[1]", True, citations=[citation()])
-    html = render.answer_html(answer, "a2-x")
+    html = render.answer_html(answer, "a2-x", collection="default")
     assert 'href="#a2-x-src-1"' in html and 'id="a2-x-src-1"' in html
     assert "第 3 段" in html and "章节：一、发展" in html and "相关度 0.500" in html
     assert "rag-notfound" not in html
     assert "\n\n" not in html  # one HTML block for the Markdown renderer
 
 
+@pytest.mark.parametrize(
+    ("doc", "page", "collection", "href"),
+    [
+        ("报告.pdf", 2, "zuoquan", "api/collections/zuoquan/documents/%E6%8A%A5%E5%91%8A.pdf/source#page=2"),
+        ("scan.PNG", 0, "default", "api/collections/default/documents/scan.PNG/source"),
+        ("a b&c.pdf", 1, "x_1", "api/collections/x_1/documents/a%20b%26c.pdf/source#page=1"),
+        ("notes.txt", 3, "zuoquan", None),  # only a PDF or an image has a stored copy to open
+    ],
+)
+def test_a_source_card_links_to_the_stored_copy_in_the_answers_collection(
+    doc: str, page: int, collection: str, href: str | None
+) -> None:
+    card = render.citation_card(citation(doc=doc, page=page), "a0", collection)
+    if href is None:
+        assert "rag-open" not in card
+    else:
+        assert f'<a class="rag-open" href="{href.replace("&", "&amp;")}"' in card
+
+
+def test_each_collections_chat_links_its_sources_to_itself() -> None:
+    engine = FakeEngine()
+    engine.cited = citation(doc="plan.pdf", page=2)
+    steps = list(ChatService(engine, collection="zuoquan").ask("收入增长多少？", "extractive", ChatSession()))
+    shown = steps[-1][0][-1]["content"]
+    assert 'href="api/collections/zuoquan/documents/plan.pdf/source#page=2"' in shown
+    assert "api/collections/default/" not in shown
+
+
 def test_not_found_answer_looks_different_and_shows_closest_paragraphs() -> None:
     passages = [Passage("b.txt", 9, "无关段落" * 200, 0.1, speaker="发言人 高鹏")]
-    html = render.answer_html(Answer("问", "文档中没有找到这个问题的答案。", False, passages=passages), "a0")
+    html = render.answer_html(
+        Answer("问", "文档中没有找到这个问题的答案。", False, passages=passages), "a0", collection="default"
+    )
     assert "rag-notfound" in html and "文档中没有找到答案" in html
     assert "最接近的" in html and "发言人：发言人 高鹏" in html and "<mark>" not in html
     assert len(html) < 1500  # long paragraphs are shortened
@@ -85,14 +116,14 @@ def test_not_found_answer_looks_different_and_shows_closest_paragraphs() -> None
 
 def test_verification_is_shown_only_when_checked() -> None:
     plain = Answer("问", "x[1]", True, citations=[citation()])
-    assert "rag-verify" not in render.answer_html(plain, "a")
+    assert "rag-verify" not in render.answer_html(plain, "a", collection="default")
     failed = Answer(
         "问", "x[1]", True, citations=[citation()], answerer="llm", verified=False, verification=["数字不符"]
     )
-    html = render.answer_html(failed, "a")
+    html = render.answer_html(failed, "a", collection="default")
     assert "未通过核验" in html and "<li>数字不符</li>" in html and "大模型" in html
     ok = Answer("问", "x[1]", True, citations=[citation()], answerer="llm", verified=True)
-    assert "已核验" in render.answer_html(ok, "a")
+    assert "已核验" in render.answer_html(ok, "a", collection="default")
 
 
 def test_tables_and_reports() -> None:
@@ -168,7 +199,9 @@ def test_tables_and_images_are_accepted_by_content_and_cited_with_page_and_row(t
     ]:
         with pytest.raises(UploadRejected, match=reason):
             check_upload(file(name, data), name)
-    html = render.answer_html(Answer("问", "10.5%[1]", True, citations=[citation(page=1, page_end=2)]), "a0")
+    html = render.answer_html(
+        Answer("问", "10.5%[1]", True, citations=[citation(page=1, page_end=2)]), "a0", collection="default"
+    )
     assert "第 3 段 · 第 1–2 页" in html
     answer = Answer("问", "7.3亿元[1]", True, citations=[citation(page=2, page_end=2, table=1, row=3)])
     assert "a.txt 第 3 段 第 2 页 表 1 第 3 行（一、发展）" in render.answer_text(answer)
@@ -233,9 +266,9 @@ def test_no_emoji_in_anything_rendered() -> None:
     failed = Answer("问", "x[1]", True, citations=[citation()], answerer="llm", verified=False)
     missing = Answer("问", "没有", False, passages=[Passage("b.txt", 9, "段落", 0.1)])
     texts = [
-        render.answer_html(checked, "a"),
-        render.answer_html(failed, "a"),
-        render.answer_html(missing, "a"),
+        render.answer_html(checked, "a", collection="default"),
+        render.answer_html(failed, "a", collection="default"),
+        render.answer_html(missing, "a", collection="default"),
         render.notice_html("问题太长"),
         render.waiting_html(),
         render.streaming_html("部分"),
@@ -250,7 +283,7 @@ def test_copied_answer_is_plain_text_with_its_sources() -> None:
     answer = Answer("问", "收入年均增长10.5%[1]", True, citations=[citation()])
     text = render.answer_text(answer)
     assert text == f"收入年均增长10.5%[1]\n\n来源：\n[1] a.txt 第 3 段（一、发展）：{QUOTE}"
-    html = render.answer_html(answer, "a0")
+    html = render.answer_html(answer, "a0", collection="default")
     assert 'class="rag-copy"' in html
     # The copy script joins the hidden lines beside the button: the same text, escaped only as HTML.
     hidden = html.split('<div class="rag-copy-text">', 1)[1]
@@ -277,6 +310,7 @@ class FakeEngine:
         self.most_adding = 0
         self.added: list[list[str]] = []
         self.calls = threading.Lock()
+        self.cited = citation()
 
     def documents(self) -> list[DocumentInfo]:
         return [DocumentInfo("a.txt", 2, "h", "2025-01-01T00:00:00+00:00")]
@@ -293,7 +327,7 @@ class FakeEngine:
             assert self.hold.wait(WAIT_S)
         yield "10.5%[1]"
         yield Answer(
-            question, "年均增长10.5%[1]", True, citations=[citation()], answerer=answerer or "extractive"
+            question, "年均增长10.5%[1]", True, citations=[self.cited], answerer=answerer or "extractive"
         )
 
     def add(self, paths: list[str], progress: Any = None) -> BuildReport:
@@ -506,3 +540,174 @@ def test_llm_is_offered_only_when_the_model_answers() -> None:
     assert off["info"] == "大模型未启用：连不上。"
     on = _answerer_radio(build_app(engine, llm=LlmStatus(True, "大模型：qwen")))["props"]
     assert [c[1] for c in on["choices"]] == ["extractive", "llm"] and on["value"] == "llm"
+
+
+# --- collections, the kept conversation, 答案有误 -------------------------------------------------
+
+
+class VersionedEngine(FakeEngine):
+    """A FakeEngine whose live version can be changed, as an upload through the API changes it."""
+
+    class Store:
+        version = "v-1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = self.Store()
+        self.docs = [DocumentInfo("a.txt", 2, "h", "2025-01-01T00:00:00+00:00")]
+
+    def documents(self) -> list[DocumentInfo]:
+        return list(self.docs)
+
+
+def _page(engine: Any) -> ChatPage:
+    return ChatPage(ChatCollections(ChatService(engine)))
+
+
+def _is_skip(value: Any) -> bool:
+    return value == gr.skip()
+
+
+def test_a_follow_up_after_a_reload_reads_the_conversation_the_browser_kept() -> None:
+    engine = FakeEngine()
+    before = _page(engine)
+    session = ChatSession()
+    list(before.ask("收入增长多少？", "extractive", session))
+    stored = before.save(session, None)
+    # A reload: a new session of a new page, from nothing but what the browser kept.
+    after = _page(engine)
+    _, chat, restored, *_ = after.open(stored)
+    assert [m["role"] for m in chat] == ["user", "assistant"] and "<mark>" in chat[1]["content"]
+    list(after.ask("那2020年呢？", "extractive", restored))
+    assert engine.histories[-1] == [
+        {"role": "user", "content": "收入增长多少？"},
+        {"role": "assistant", "content": "年均增长10.5%[1]"},
+    ]
+    assert after.forget(restored, after.save(restored, stored))["chats"] == {}  # 新对话
+
+
+def test_a_question_still_waiting_is_not_kept() -> None:
+    hold = threading.Event()
+    engine = FakeEngine(hold)
+    engine.hold_questions = {"第二个"}
+    page = _page(engine)
+    session = ChatSession()
+    list(page.ask("第一个", "extractive", session))
+    steps = page.ask("第二个", "extractive", session)
+    next(steps)  # shown, its answer streaming
+    next(steps)
+    kept = page.save(session, None)["chats"]["default"]["messages"]
+    assert [m["content"] for m in kept if m["role"] == "user"] == ["第一个"]
+    hold.set()
+    list(steps)
+    kept = page.save(session, None)["chats"]["default"]["messages"]
+    assert [m["content"] for m in kept if m["role"] == "user"] == ["第一个", "第二个"]
+
+
+def test_marking_an_answer_wrong_writes_the_api_feedback_record(tmp_path: Path) -> None:
+    import json
+
+    engine = FakeEngine()
+    engine.index_dir = tmp_path
+    page = _page(engine)
+    session = ChatSession()
+    list(page.ask("收入增长多少？", "extractive", session))
+    list(page.ask("那2020年呢？", "extractive", session))
+    answer_id = list(session.answers)[-1]
+    box, prompt, correct, note = page.open_feedback(answer_id, session)
+    assert box["visible"] is True and "那2020年呢？" in prompt and correct == "" and note == ""
+    box, said = page.send_feedback(answer_id, " 8.1% ", session)
+    assert box["visible"] is False and said.startswith("已记录")
+    (record,) = [json.loads(line) for line in (tmp_path / "feedback.jsonl").read_text().splitlines()]
+    assert {k: v for k, v in record.items() if k != "time"} == {
+        "id": answer_id,
+        "collection": "default",
+        "question": "那2020年呢？",
+        "answer": "年均增长10.5%[1]",
+        "correct_answer": "8.1%",
+        "comment": "",
+        "history": ["收入增长多少？"],
+        "cited": ["a.txt ¶3"],
+    }
+    assert "没有找到" in page.open_feedback("a99-000000", session)[3]
+    assert "没有记录" in page.send_feedback("a99-000000", "", session)[1]
+    assert len((tmp_path / "feedback.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_poll_updates_the_documents_only_when_the_version_changed() -> None:
+    engine = VersionedEngine()
+    page = _page(engine)
+    picker, table, choices, status, seen = page.poll("default", {})
+    assert picker["choices"] == ["default"] and table == [["a.txt", 2, "2025-01-01 00:00 UTC"]]
+    assert all(_is_skip(v) for v in page.poll("default", seen)[:4])  # nothing changed: nothing re-rendered
+    engine.docs.append(DocumentInfo("b.txt", 5, "h2", "2025-02-01T00:00:00+00:00"))
+    engine.store.version = "v-2"  # an upload through the API
+    picker, table, choices, status, seen = page.poll("default", seen)
+    assert _is_skip(picker) and [row[0] for row in table] == ["a.txt", "b.txt"]
+    assert choices["choices"] == ["a.txt", "b.txt"] and "value" not in choices  # a chosen doc stays chosen
+    assert "2 个文档" in status
+    assert page.chats.first.health()["documents"] == 2
+
+
+def _job(
+    state: str, done: int = 0, total: int = 3, documents: tuple[str, ...] = ("scan.pdf",), error: str = ""
+) -> ScanJob:
+    return ScanJob("j1", "/i", list(documents), total, done, state, error=error)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "shown"),
+    [
+        ([_job("queued")], "等待识别：`scan.pdf`（3 页）"),
+        ([_job("ocr", 0, 10)], "识别中：`scan.pdf` 第 1/10 页"),
+        ([_job("ocr", 2, 10)], "识别中：`scan.pdf` 第 3/10 页"),
+        ([_job("ocr", 10, 10)], "识别中：`scan.pdf` 第 10/10 页"),  # the last page read, not yet indexing
+        ([_job("indexing", 3)], "识别完成，正在加入索引：`scan.pdf`"),
+        ([_job("done", 3)], ""),
+        ([_job("failed", 1, error="<disk> full")], "识别没有完成：`scan.pdf`（&lt;disk&gt; full）"),
+        ([_job("failed", error="x" * 500)], f"识别没有完成：`scan.pdf`（{'x' * render.SCAN_ERROR_CHARS}…）"),
+        (
+            [_job("ocr", 1, 5, ("a.pdf", "b.png")), _job("queued", 0, 2, ("c.pdf",))],
+            "识别中：`a.pdf`、`b.png` 第 2/5 页；等待识别：`c.pdf`（2 页）",
+        ),
+        ([], ""),
+    ],
+)
+def test_scan_progress_says_how_far_each_unfinished_job_got(jobs: list[ScanJob], shown: str) -> None:
+    assert render.scan_progress(jobs) == shown
+
+
+def test_the_poll_shows_the_reading_of_scans_and_then_the_scanned_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ui.chat
+
+    engine = VersionedEngine()
+    jobs = [_job("ocr", 0, 3)]
+    asked: list[str] = []
+    monkeypatch.setattr(ui.chat, "scan_jobs", lambda root: asked.append(str(root)) or list(jobs))
+    page = _page(engine)
+    *_, status, seen = page.poll("default", {})
+    assert "1 个文档" in status and status.endswith("识别中：`scan.pdf` 第 1/3 页") and asked[-1] == "index"
+    assert all(_is_skip(v) for v in page.poll("default", seen)[:4])  # the same page: nothing re-rendered
+    jobs[0].pages_done = 1
+    picker, table, choices, status, seen = page.poll("default", seen)
+    assert all(_is_skip(v) for v in (picker, table, choices)) and status.endswith("第 2/3 页")
+    engine.docs.append(DocumentInfo("scan.pdf", 3, "h2", "2025-02-01T00:00:00+00:00"))
+    engine.store.version = "v-2"  # the job committed
+    jobs[0].state, jobs[0].pages_done = "done", 3
+    picker, table, choices, status, seen = page.poll("default", seen)
+    assert (
+        [row[0] for row in table] == ["a.txt", "scan.pdf"] and "识别" not in status and "2 个文档" in status
+    )
+    assert all(_is_skip(v) for v in page.poll("default", seen)[:4])
+
+
+def test_an_unknown_collection_is_refused_with_what_to_do() -> None:
+    page = _page(FakeEngine())
+    with pytest.raises(gr.Error, match="没有文档集合 `other`"):
+        list(page.ask("收入增长多少？", "extractive", ChatSession(), "other"))
+    report, *rest = page.documents("other")
+    assert "没有文档集合" in report and all(_is_skip(v) for v in rest)
+    back, *_, report, _t, _c, _s, _f, _box = page.switch("other", ChatSession(), None)
+    assert back["value"] == "default" and "没有文档集合" in report

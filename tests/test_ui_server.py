@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -37,9 +38,10 @@ def client(server: Server) -> Client:
 
 
 def ask(
-    c: Client, question: str, answerer: str = "extractive"
+    c: Client, question: str, answerer: str = "extractive", collection: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    chat, answer = c.predict(question, answerer, api_name="/ask")
+    """/ask; the collection is the endpoint's last argument, the served one when left out."""
+    chat, answer = c.predict(question, answerer, *([collection] if collection else []), api_name="/ask")
     return chat, answer
 
 
@@ -171,6 +173,31 @@ def test_bad_uploads_leave_the_index_as_it_was(server: Server, tmp_path: Path) -
     with pytest.raises(AppError, match="not in the list of choices"):
         c.predict("no-such-doc.txt", api_name="/remove")
     assert server.health()["documents"] == 2
+
+
+def test_a_collection_made_through_the_api_is_taken_by_every_endpoint(server: Server, tmp_path: Path) -> None:
+    """/upload, /ask and /documents take a collection as their last argument, one created after the page
+    was built included; its documents never answer in the served collection."""
+    api = server.url + "api/collections"
+    assert httpx.post(api, json={"name": "tea"}, timeout=120).status_code == 201
+    try:
+        c = client(server)
+        path = tmp_path / FICTIONAL_NAME
+        path.write_text(FICTIONAL_TEXT, encoding="utf-8")
+        report, table, *_ = c.predict([handle_file(str(path))], "tea", api_name="/upload")
+        assert "已添加" in report and {row[0] for row in table["data"]} == {FICTIONAL_NAME}
+        _, answer = ask(c, FICTIONAL_QUESTION, collection="tea")
+        assert answer is not None and answer["found"] and FICTIONAL_ANSWER in answer["text"]
+        assert {cite["doc"] for cite in answer["citations"]} == {FICTIONAL_NAME}
+        _, answer = ask(c, FICTIONAL_QUESTION)
+        assert answer is not None and not answer["found"]
+        _, table, *_ = c.predict("tea", api_name="/documents")
+        assert {row[0] for row in table["data"]} == {FICTIONAL_NAME}
+        assert doc_names(c) == SEED_DOCS
+        with pytest.raises(AppError, match="没有文档集合 `nosuch`.*rag collections create"):
+            ask(c, FICTIONAL_QUESTION, collection="nosuch")
+    finally:
+        httpx.delete(api + "/tea", timeout=120)
 
 
 # Questions with their gold answers (evals/seeds_qa.jsonl), both scripts.

@@ -6,6 +6,9 @@ the OpenAPI schema at /openapi.json and its page at /docs.
     DELETE /api/collections/{name}                   delete a collection                     (admin key)
     GET    /api/collections/{name}/documents         its documents
     POST   /api/collections/{name}/documents         upload files (multipart "files")        (admin key)
+                                                     200, or 202 with a job when scans are read later
+    GET    /api/collections/{name}/jobs/{id}         how far a job reading scanned uploads got
+    GET    /api/collections/{name}/documents/{doc}/source   the stored PDF or image (open at #page=N)
     DELETE /api/collections/{name}/documents/{doc}   remove one document                     (admin key)
     POST   /api/collections/{name}/retrieve          {"question", "k", "history"} -> passages
     POST   /api/collections/{name}/ask               {"question", "history"} -> the Answer as JSON
@@ -39,7 +42,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -65,11 +68,13 @@ from rag.errors import (
     LLMError,
     QuestionError,
 )
+from rag.store import source_file
 from rag.text import HANS, HANT, script_of
 from rag.types import Answer, Citation
+from rag.writer import ScanJob, job_status, queue_scans
 from ui.auth import READ_ONLY, error_body
 from ui.feedback import Feedback, Journal, cited_of
-from ui.uploads import MAX_UPLOAD_BYTES, safe_name, stage_uploads
+from ui.uploads import MAX_UPLOAD_BYTES, read_stats, safe_name, split_scans, stage_uploads
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ MAX_FORM_FIELDS = 8  # an upload needs no text fields; a few are tolerated
 MAX_FORM_FIELD_BYTES = 64 * 1024
 STREAM_PIECE_CHARS = 8  # characters per chunk when a finished text is streamed (the engine's own piece size)
 OWNED_BY = "rag"
+SOURCE_TYPES = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 # RagError subclasses (and ours) -> HTTP status and stable code; the first isinstance match wins.
 ERROR_STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -335,7 +341,8 @@ def api_router(ctx: ApiContext) -> APIRouter:
     @router.post(
         "/collections/{name}/documents",
         dependencies=admin,
-        summary="Upload documents (multipart field 'files': .txt .md .html .docx .pdf)",
+        summary="Upload documents (multipart field 'files': .txt .md .html .docx .pdf .xlsx .csv .png .jpg); "
+        "202 with a job when scanned pages are read in the background",
         openapi_extra={"requestBody": _MULTIPART_FILES},
     )
     async def upload(name: str, request: Request) -> JSONResponse:
@@ -346,7 +353,59 @@ def api_router(ctx: ApiContext) -> APIRouter:
         finally:
             for _, f in files:
                 await f.close()
-        return JSONResponse({"collection": name, **result})
+        job = result.get("job")
+        if job is not None:
+            job["url"] = f"/api/collections/{name}/jobs/{job['id']}"
+        return JSONResponse({"collection": name, **result}, status_code=202 if job else 200)
+
+    @router.get("/collections/{name}/jobs/{job_id}", summary="How far a job reading scanned uploads got")
+    def job(name: str, job_id: str) -> dict[str, Any]:
+        engine = ctx.collections.engine(name)
+        found = job_status(engine.index_dir, job_id)
+        if found is None:
+            raise ApiError(
+                404,
+                "unknown_job",
+                f"collection {name!r} has no job {job_id!r} running or waiting (a job that finished before the "
+                f"server started is not remembered); GET /api/collections/{name}/documents lists what is indexed",
+            )
+        return {"collection": name, **found.as_json()}
+
+    @router.get(
+        "/collections/{name}/documents/{doc:path}/source",
+        summary="The stored copy of a PDF or image document (open a page with #page=N)",
+        response_class=FileResponse,
+    )
+    def source(name: str, doc: str) -> FileResponse:
+        engine = ctx.collections.engine(name)
+        entry = engine.store.documents.get(doc)  # a name of the live version, nothing else makes the path
+        if entry is None:
+            raise ApiError(
+                404,
+                "unknown_document",
+                f"collection {name!r} has no document {doc!r}; GET /api/collections/{name}/documents lists them",
+            )
+        path = source_file(Path(engine.index_dir), doc, entry.sha256)
+        if path is None:
+            raise ApiError(
+                404,
+                "no_source",
+                f"{doc} is not a PDF or an image: the index keeps its text only (the answers quote it)",
+            )
+        if not path.is_file():
+            raise ApiError(
+                404,
+                "no_source",
+                f"the index holds no copy of {doc}: it was indexed before copies were kept; rebuild to enable "
+                f'("rag build … --index {engine.index_dir}" over it, or upload it again)',
+            )
+        return FileResponse(
+            path,
+            media_type=SOURCE_TYPES[path.suffix],
+            filename=doc,
+            content_disposition_type="inline",
+            headers={"x-content-type-options": "nosniff"},
+        )
 
     @router.delete("/collections/{name}/documents/{doc}", dependencies=admin, summary="Remove one document")
     def remove_document(name: str, doc: str) -> dict[str, Any]:
@@ -490,7 +549,9 @@ async def _receive_files(request: Request, max_bytes: int) -> list[tuple[str, Up
 
 def _index_uploads(engine: Any, files: list[tuple[str, UploadFile]], max_bytes: int) -> dict[str, Any]:
     """Check the uploads as the web chat does (ui/uploads.py), index the acceptable ones in one change,
-    and say what happened to each. Nothing acceptable: 400 upload_rejected with the reasons."""
+    and say what happened to each and what reading it found (`read`); documents with scanned pages are
+    queued as a background job (`job`) that adds them once OCR'd. Nothing acceptable: 400
+    upload_rejected with the reasons."""
     work = Path(tempfile.mkdtemp(prefix="rag-api-upload-"))
     try:
         received: list[Path] = []
@@ -508,15 +569,33 @@ def _index_uploads(engine: Any, files: list[tuple[str, UploadFile]], max_bytes: 
         if not accepted:
             reasons = "; ".join(f"{r['name']}: {r['reason']}" for r in refused)
             raise ApiError(400, "upload_rejected", f"no file was indexed ({reasons})")
-        report = engine.add([str(a.path) for a in accepted])
-        refused += [{"name": Path(s.path).name, "reason": s.reason} for s in report.skipped]
-        return {
-            "added": report.added,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
+        now, scans = split_scans(accepted)
+        added: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        if now:
+            report = engine.add([str(a.path) for a in now])
+            added, updated, unchanged = report.added, report.updated, report.unchanged
+            refused += [{"name": Path(s.path).name, "reason": s.reason} for s in report.skipped]
+        queued: ScanJob | None = queue_scans(engine, [str(a.path) for a in scans]) if scans else None
+        result: dict[str, Any] = {
+            "added": added,
+            "updated": updated,
+            "unchanged": unchanged,
             "rejected": refused,
             "documents": len(engine.documents()),
+            "read": read_stats(engine, added + updated),
         }
+        if queued is not None:
+            result["unchanged"] = unchanged + queued.unchanged
+            result["rejected"] = refused + [
+                {"name": Path(s.path).name, "reason": s.reason} for s in queued.skipped
+            ]
+            if queued.state != "done":
+                result["job"] = {
+                    k: v for k, v in queued.as_json().items() if k not in ("unchanged", "skipped")
+                }
+        return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -599,12 +678,16 @@ def _marker_offsets(text: str, n: int) -> list[list[int]]:
 
 
 def reference(c: Citation, answer_text: str) -> dict[str, Any]:
-    """One source as the /v1 replies carry it. `page` is null: the index records paragraphs, not pages."""
+    """One source as the /v1 replies carry it. page (and page_end, where the quote runs onto the next page),
+    table and row are null for a document without pages or a paragraph that is no table row."""
     return {
         "n": c.n,
         "doc": c.doc,
         "paragraph": c.paragraph,
-        "page": None,
+        "page": c.page or None,
+        "page_end": (c.page_end or c.page) or None,
+        "table": c.table or None,
+        "row": c.row or None,
         "section": c.section,
         "speaker": c.speaker,
         "quote": c.quote,
@@ -626,7 +709,10 @@ def sources_text(answer: Answer) -> str:
     for c in answer.citations:
         where = c.section or c.speaker
         lines.append(
-            f"[{c.n}] {c.doc} 第{c.paragraph}段" + (f" · {where}" if where else "") + f"：“{c.quote}”"
+            f"[{c.n}] {c.doc} 第{c.paragraph}段"
+            + (f" 第{c.page}页" if c.page else "")
+            + (f" · {where}" if where else "")
+            + f"：“{c.quote}”"
         )
     return "\n\n" + SOURCES_HEADING[script_of(answer.question)] + "\n" + "\n".join(lines)
 

@@ -1,43 +1,49 @@
-"""The web chat: streamed cited answers, their sources, and a documents tab to upload or remove files.
+"""The web chat's page: a collection picker, a chat tab and a documents tab, mounted beside the HTTP API.
 
 `build_app(engine)` makes the Gradio Blocks; `create_app(engine)` mounts it with a /healthz route on
-FastAPI; `serve(index_dir, host, port)` opens the index and runs it (what `rag serve` calls). All
-retrieval and answering happens in the engine; this module only calls it and renders the result.
+FastAPI; `serve(index_dir, host, port)` opens the index and runs it (what `rag serve` calls). The handlers
+live in ui/chat.py (one collection's chat) and ui/chat_collections.py (the picker over them); all retrieval
+and answering happens in the engine.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import importlib.util
 import logging
 import os
-import secrets
-import shutil
-import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Container, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import httpx
 from fastapi import FastAPI
-from gradio.utils import get_upload_folder
 
-from rag.collections import Collections
+from rag.collections import DEFAULT, Collections
 from rag.config import Settings
-from rag.errors import LLMError, QuestionError, RagError
-from rag.types import Answer, BuildReport, DocumentInfo
-from ui import render
+from rag.errors import LLMError, RagError
+from ui import render, stored_chat
 from ui.api import include_api
 from ui.auth import ApiKeyMiddleware, ApiKeys, api_keys_from, check_bind, gradio_admin_fns
+from ui.chat import ChatService, ChatSession, LlmStatus
+from ui.chat_collections import POLL_S, ChatCollections, ChatPage, PageDocs
 from ui.feedback import Journal, log_questions_from
-from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, UploadRejected, sent_by_client, stage_uploads
+from ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES
+
+__all__ = [
+    "POLL_S",
+    "ChatCollections",
+    "ChatPage",
+    "ChatService",
+    "ChatSession",
+    "LlmStatus",
+    "build_app",
+    "create_app",
+    "probe_llm",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +68,6 @@ LLM_HOWTO = (
     "要启用大模型：启动一个 OpenAI 兼容服务（vLLM、Ollama、llama.cpp server 等），设置 RAG_LLM_BASE_URL "
     "和 RAG_LLM_MODEL；或者设置 RAG_LLM_BACKEND=gguf 和 RAG_LLM_GGUF_PATH 使用本地模型文件。然后重启服务。"
 )
-
-
-@dataclass(frozen=True)
-class LlmStatus:
-    """Whether the generative answerer can be offered, with a line in Chinese: what answers, or what to set."""
-
-    available: bool
-    message: str
 
 
 def probe_llm(settings: Settings, timeout_s: float = LLM_PROBE_TIMEOUT_S) -> LlmStatus:
@@ -114,298 +112,6 @@ def probe_llm(settings: Settings, timeout_s: float = LLM_PROBE_TIMEOUT_S) -> Llm
     return LlmStatus(False, f"大模型未启用：不认识的 RAG_LLM_BACKEND={settings.llm_backend!r}。{LLM_HOWTO}")
 
 
-@dataclass
-class _Pending:
-    """A question taken from the box, waiting for its turn: its answer goes to messages[index]."""
-
-    question: str
-    index: int
-    answer_id: str
-
-
-class ChatSession:
-    """One browser session's conversation: what the chat shows, the plain turns the engine reads, and the
-    questions sent but not answered yet (answered one at a time, in the order they were sent).
-
-    A plain class, not a dataclass: Gradio serialises a dataclass State value field by field, lock included.
-    """
-
-    def __init__(
-        self, messages: list[dict[str, str]] | None = None, history: list[dict[str, str]] | None = None
-    ) -> None:
-        self.messages: list[dict[str, str]] = messages if messages is not None else []
-        self.history: list[dict[str, str]] = history if history is not None else []
-        self.pending: deque[_Pending | None] = deque()
-        self.answering = False
-        self.cleared = False
-        # A Condition, not a thread-owned lock: Gradio may resume a generator on another thread.
-        self.turn = threading.Condition()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ChatSession:
-        """gr.State copies its initial value for each browser session: the copy has its own turn."""
-        return ChatSession(copy.deepcopy(self.messages, memo), copy.deepcopy(self.history, memo))
-
-    def show(self, index: int, content: str) -> list[dict[str, str]]:
-        """Put one answer's current content in place; the whole chat as it now stands."""
-        with self.turn:
-            self.messages[index] = {"role": "assistant", "content": content}
-            return list(self.messages)
-
-
-AskOutputs = tuple[Any, Any, Any]  # the chat, the session, the answer as JSON (or gr.skip() for each)
-DocsOutputs = tuple[str, list[list[str | int]], Any, str, None]
-ProgressFn = Callable[[float, str], None]
-
-
-def _no_progress(fraction: float, desc: str) -> None:
-    """Progress sink when no browser is watching."""
-
-
-class ChatService:
-    """Event handlers over one engine.
-
-    Questions take no lock: the engine gives each question one consistent index while an upload or a
-    removal builds the next. Uploads and removals take turns among themselves (one plain lock).
-    """
-
-    def __init__(
-        self,
-        engine: Any,
-        *,
-        max_upload_bytes: int = MAX_UPLOAD_BYTES,
-        upload_dir: str | Path | None = None,
-        llm: LlmStatus | None = None,
-    ):
-        self.engine = engine
-        self.max_upload_bytes = max_upload_bytes
-        self.upload_dir = Path(upload_dir or get_upload_folder())
-        self.sent_files: Container[str] | None = None  # what the server received; build_app wires it
-        self.llm = llm  # None: not checked here, the engine says what went wrong
-        self._write_lock = threading.Lock()
-        self._docs: list[DocumentInfo] = list(engine.documents())
-
-    # --- reads -------------------------------------------------------------------------------
-    def documents(self) -> list[DocumentInfo]:
-        """The document list as of the last change (kept here so /healthz never waits on a write)."""
-        return list(self._docs)
-
-    def health(self) -> dict[str, Any]:
-        docs = self.documents()
-        return {
-            "status": "ok",
-            "index": str(self.engine.index_dir),
-            "documents": len(docs),
-            "paragraphs": sum(d.paragraphs for d in docs),
-            "llm": None
-            if self.llm is None
-            else {"available": self.llm.available, "message": self.llm.message},
-        }
-
-    def status(self) -> str:
-        return render.status_markdown(self.documents(), str(self.engine.index_dir))
-
-    def _question_problem(self, question: str, error: QuestionError) -> str:
-        limit = self.engine.settings.max_question_chars
-        if len(question) > limit:
-            return f"问题太长：{len(question)} 个字符，上限 {limit} 个。请缩短后再问。"
-        return f"这个问题无法处理：{error}"
-
-    def _enqueue(self, question: str, session: ChatSession) -> None:
-        """Show the question with a placeholder and queue it; an empty one queues a no-op (one per send)."""
-        question = (question or "").strip()
-        with session.turn:
-            if not question:
-                session.pending.append(None)
-                return
-            busy = session.answering or any(session.pending)
-            placeholder = render.waiting_html() if busy else render.streaming_html("")
-            answer_id = f"a{len(session.messages)}-{secrets.token_hex(3)}"
-            session.messages.extend(
-                [{"role": "user", "content": question}, {"role": "assistant", "content": placeholder}]
-            )
-            session.pending.append(_Pending(question, len(session.messages) - 1, answer_id))
-
-    def answer_next(self, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
-        """Answer the oldest queued question of this session once the one before it is done."""
-        with session.turn:
-            while session.answering:
-                session.turn.wait()
-            session.answering = True
-            item = session.pending.popleft() if session.pending else None
-        try:
-            if session.cleared:  # a new conversation began: leave it alone
-                yield gr.skip(), gr.skip(), gr.skip()
-                return
-            if item is None:  # an empty question
-                yield list(session.messages), session, None
-                return
-            yield from self._answer(item, answerer, session)
-        finally:
-            with session.turn:
-                session.answering = False
-                session.turn.notify_all()
-
-    def ask(self, question: str, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
-        """Show the question at once, then answer it after the ones sent before it in this session (the
-        /ask endpoint): the chat, the session, the answer as JSON."""
-        self._enqueue(question, session)
-        with session.turn:
-            chat = list(session.messages)
-        yield chat, session, gr.skip()
-        yield from self.answer_next(answerer, session)
-
-    def _answer(self, item: _Pending, answerer: str, session: ChatSession) -> Iterator[AskOutputs]:
-        """Stream one answer into its place in the chat, then replace it with the cited, rendered answer."""
-        question, index = item.question, item.index
-        if answerer == "llm" and self.llm is not None and not self.llm.available:
-            yield session.show(index, render.notice_html(self.llm.message)), session, None
-            return
-        yield session.show(index, render.streaming_html("")), session, gr.skip()
-        answer: Answer | None = None
-        shown: str | None = None
-        partial = ""
-        try:
-            history = _history_before(session, index)
-            for piece in self.engine.ask_stream(question, history=history, answerer=answerer):
-                if session.cleared:
-                    return
-                if isinstance(piece, Answer):
-                    answer = piece
-                else:
-                    partial += piece
-                    yield session.show(index, render.streaming_html(partial)), session, gr.skip()
-        except QuestionError as e:
-            shown = render.notice_html(self._question_problem(question, e))
-        except LLMError as e:
-            shown = render.notice_html(f"大模型暂时不可用：{e}。可以改用“抽取式”回答方式。")
-        except RagError as e:
-            shown = render.notice_html(f"出错了：{e}")
-        except Exception:
-            log.exception("answering %r failed", question[:200])
-            shown = render.notice_html("内部错误，请查看服务日志。")
-        if session.cleared:
-            return
-        if answer is None:
-            yield session.show(index, shown or render.notice_html("没有得到回答。")), session, None
-            return
-        chat = session.show(index, render.answer_html(answer, item.answer_id))
-        with session.turn:
-            session.history.extend(
-                [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
-            )
-        yield chat, session, dataclasses.asdict(answer)
-
-    def clear(self, session: ChatSession | None = None) -> tuple[list[dict[str, str]], ChatSession, None]:
-        """A new conversation; answers still coming for the old one are dropped."""
-        if session is not None:
-            with session.turn:
-                session.cleared = True
-        return [], ChatSession(), None
-
-    # --- writes ------------------------------------------------------------------------------
-    @contextmanager
-    def _writing(self, say: ProgressFn, waiting: str) -> Iterator[None]:
-        """Take the write turn; say `waiting` only when another upload or removal really holds it."""
-        if not self._write_lock.acquire(blocking=False):
-            say(0.05, waiting)
-            self._write_lock.acquire()
-        try:
-            yield
-        finally:
-            self._write_lock.release()
-
-    def _after_change(self, message: str) -> DocsOutputs:
-        self._docs = list(self.engine.documents())
-        names = [d.doc for d in self._docs]
-        return (
-            message,
-            render.document_rows(self._docs),
-            gr.update(choices=names, value=None),
-            self.status(),
-            None,
-        )
-
-    def refresh(self) -> DocsOutputs:
-        return self._after_change("")
-
-    def upload(self, files: list[str] | None, progress: ProgressFn | None = None) -> DocsOutputs:
-        """Check, stage and index uploaded files; the index is left as it was when anything fails.
-
-        Only files a client sent are read: each must be a regular file in the upload folder (and, where
-        the server keeps the record, one it received), so a path naming a file of the server is refused.
-        """
-        say: ProgressFn = progress or _no_progress
-        if not files:
-            return self._after_change("请先选择要上传的文件。")
-        staging = Path(tempfile.mkdtemp(prefix="rag-upload-"))
-        try:
-            say(0.02, "检查文件…")
-            sent: list[Path] = []
-            refused: list[tuple[str, str]] = []
-            for f in files:
-                try:
-                    sent.append(sent_by_client(str(f), self.upload_dir, self.sent_files))
-                except UploadRejected as e:
-                    refused.append((Path(str(f)).name, str(e)))
-            accepted, rejected = stage_uploads(sent, staging, self.max_upload_bytes)
-            rejected = refused + rejected
-            report: BuildReport | None = None
-            if accepted:
-                count = len(accepted)
-
-                def embedded(done: int, total: int) -> None:
-                    say(0.05 + 0.9 * done / max(total, 1), f"正在生成向量：{done}/{total} 字")
-
-                try:
-                    with self._writing(say, f"另一个上传或删除正在进行，等它完成后再索引 {count} 个文件…"):
-                        say(0.05, f"正在索引 {count} 个文件…")
-                        report = self.engine.add([str(a.path) for a in accepted], progress=embedded)
-                except RagError as e:
-                    return self._after_change(
-                        render.report_markdown(None, rejected) + f"\n\n索引没有改变：{e}"
-                    )
-                except Exception:
-                    log.exception("indexing uploads failed")
-                    return self._after_change("索引没有改变：内部错误，请查看服务日志。")
-            say(1.0, "完成")
-            return self._after_change(render.report_markdown(report, rejected))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def confirm_remove(self, name: str | None) -> tuple[Any, str]:
-        """The question asked before a removal: shown only when a document is chosen."""
-        if not name:
-            return gr.update(visible=False), "请先选择要删除的文档。"
-        return gr.update(visible=True), render.confirm_remove_markdown(name)
-
-    def remove(self, name: str | None, progress: ProgressFn | None = None) -> DocsOutputs:
-        """Drop one document from the index."""
-        say: ProgressFn = progress or _no_progress
-        if not name:
-            return self._after_change("请先选择要删除的文档。")
-        if name not in {d.doc for d in self._docs}:
-            return self._after_change(f"索引里没有文档 `{name}`。")
-        try:
-            with self._writing(say, f"另一个上传或删除正在进行，等它完成后再删除 {name}…"):
-                say(0.1, f"正在删除 {name}…")
-                report = self.engine.remove(name)
-        except RagError as e:
-            return self._after_change(f"索引没有改变：{e}")
-        return self._after_change(render.report_markdown(report, []))
-
-
-def _history_before(session: ChatSession, index: int) -> list[dict[str, str]]:
-    """The turns a question at chat position `index` follows: the answered ones, then any question shown
-    before it whose answer is not in (a question sent while the one before it was still being answered)."""
-    with session.turn:
-        turns = list(session.history)
-        shown = [m["content"] for m in session.messages[: max(0, index - 1)] if m.get("role") == "user"]
-    last = next((t["content"] for t in reversed(turns) if t.get("role") == "user"), None)
-    if last in shown:  # only the questions shown after the last answered one are still unanswered
-        shown = shown[len(shown) - shown[::-1].index(last) :]
-    return turns + [{"role": "user", "content": q} for q in shown]
-
-
 def _theme() -> gr.themes.Base:
     # System fonts only: the default theme fetches Google Fonts, which an offline server cannot reach.
     cjk = ["system-ui", "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "sans-serif"]
@@ -418,20 +124,42 @@ def build_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     service: ChatService | None = None,
     llm: LlmStatus | None = None,
+    collections: Collections | None = None,
 ) -> gr.Blocks:
-    """The Gradio Blocks for one engine: a chat tab and a documents tab. `llm` None probes the model."""
+    """The Gradio Blocks for one engine (the served collection) and, with `collections`, every other
+    collection of its data folder: a collection picker, a chat tab and a documents tab. `llm` None probes
+    the model."""
     svc = service or ChatService(engine, max_upload_bytes=max_upload_bytes)
     if svc.llm is None:
         svc.llm = llm or probe_llm(engine.settings)
+    chats = ChatCollections(svc, collections)
+    page = ChatPage(chats)
     offered = [c for c in ANSWERER_CHOICES if c[1] != "llm" or svc.llm.available]
     default_answerer = (
         engine.settings.answerer if engine.settings.answerer in {c[1] for c in offered} else "extractive"
     )
+    data_dir = collections.data_dir if collections is not None else Path(engine.index_dir)
+    storage_key, secret = stored_chat.storage_key(str(Path(data_dir).resolve()))
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
-        status = gr.Markdown(svc.status(), elem_id="rag-status")
+        with gr.Row(equal_height=True):
+            # Any name is taken (a collection made through the API after this page was built); the handlers
+            # check it and say what exists.
+            picker = gr.Dropdown(
+                choices=chats.names(),
+                value=svc.collection,
+                label="文档集合",
+                allow_custom_value=True,
+                elem_id="rag-collection",
+                scale=1,
+                min_width=180,
+            )
+            with gr.Column(scale=3):
+                status = gr.Markdown(svc.status(), elem_id="rag-status")
+        stored = gr.BrowserState(stored_chat.empty(svc.collection), storage_key=storage_key, secret=secret)
+        seen = gr.State({})  # what the last poll saw: the collections, the chosen one, its version and scans
         with gr.Tab("问答", id="chat"):
-            session = gr.State(ChatSession())
+            session = gr.State(ChatSession(collection=svc.collection))
             chatbot = gr.Chatbot(
                 label="对话",
                 elem_id="rag-chat",
@@ -442,6 +170,18 @@ def build_app(
                 buttons=[],  # each answer has its own copy button: plain text with its sources, not HTML
                 placeholder="向已索引的文档提问，答案会标注 [n] 并在下方列出原文出处。",
             )
+            with gr.Group(visible=False, elem_id="rag-feedback") as feedback_box:
+                feedback_prompt = gr.Markdown()
+                correct = gr.Textbox(
+                    label="正确答案（可选）",
+                    placeholder="知道正确答案的话写在这里，会随反馈一起记录",
+                    elem_id="rag-feedback-correct",
+                    max_lines=4,
+                )
+                with gr.Row():
+                    feedback_send = gr.Button("提交反馈", variant="primary", elem_id="rag-feedback-send")
+                    feedback_cancel = gr.Button("取消", elem_id="rag-feedback-cancel")
+            feedback_note = gr.Markdown(elem_id="rag-feedback-note")
             with gr.Row():
                 question = gr.Textbox(
                     show_label=False,
@@ -460,11 +200,14 @@ def build_app(
                     elem_id="rag-answerer",
                     scale=4,
                 )
-                clear = gr.Button("清空对话", scale=1, elem_id="rag-clear")
+                clear = gr.Button("新对话", scale=1, elem_id="rag-clear")
             gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="示例问题（简体 / 繁體）")
             answer_json = gr.JSON(visible=False)
             asked = gr.Textbox(visible=False)  # the question as it left the box, for the answer step
-        with gr.Tab("文档", id="docs"):
+            wrong_id = gr.Textbox(visible=False)  # the answer whose 答案有误 was pressed
+            # Pressed by HEAD's script for an answer's 答案有误 button (in the DOM, never seen).
+            wrong_open = gr.Button("反馈", visible="hidden", elem_id=render.WRONG_TRIGGER_ID)
+        with gr.Tab("文档", id="docs") as docs_tab:
             table = gr.Dataframe(
                 value=render.document_rows(svc.documents()),
                 headers=["文档", "段落数", "添加时间"],
@@ -496,74 +239,105 @@ def build_app(
                             cancel = gr.Button("取消", elem_id="rag-cancel-remove")
                     refresh = gr.Button("刷新列表")
             report = gr.Markdown(elem_id="rag-report", min_height=48)
+        timer = gr.Timer(POLL_S)
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", **private}
+        docs_out = [report, table, doc_choice, status, files]
+        listing_out = [table, doc_choice, status]
 
         # The box is cleared in the browser the moment a question leaves it, and never written again: what
         # is typed while an answer streams stays. A question sent meanwhile is shown at once and answered
-        # after the one before it (trigger_mode "multiple": a second send is not dropped).
+        # after the one before it (trigger_mode "multiple": a second send is not dropped). Once answered,
+        # the conversation is kept in the browser (a private step: the public /ask is unchanged).
         for trigger, api in (
             (send.click, {"api_name": "ask"}),
-            (question.submit, {"api_visibility": "private"}),
+            (question.submit, private),
         ):
             trigger(
                 None,
                 inputs=[question],
                 outputs=[question, asked],
                 js="(question) => ['', question]",
-                queue=False,
-                show_progress="hidden",
                 trigger_mode="multiple",
-                api_visibility="private",
+                **quiet,
             ).then(
-                svc.ask,
-                inputs=[asked, answerer, session],
+                page.ask,
+                inputs=[asked, answerer, session, picker],
                 outputs=[chatbot, session, answer_json],
                 show_progress_on=[chatbot],
                 show_progress="minimal",
                 trigger_mode="multiple",
                 concurrency_id="ask",
                 **api,
+            ).then(page.save, inputs=[session, stored], outputs=[stored], **quiet)
+        for clearing, api in ((clear.click, {"api_name": "clear"}), (chatbot.clear, private)):
+            clearing(page.clear, inputs=[session], outputs=[chatbot, session, answer_json], **api).then(
+                page.forget, inputs=[session, stored], outputs=[stored], **quiet
             )
-        clear.click(svc.clear, inputs=[session], outputs=[chatbot, session, answer_json], api_name="clear")
-        chatbot.clear(
-            svc.clear, inputs=[session], outputs=[chatbot, session, answer_json], api_visibility="private"
+
+        # 答案有误: the answer's id comes from the page (HEAD's script), then the panel asks for the right one.
+        wrong_open.click(
+            None, outputs=[wrong_id, feedback_note], js="() => [window.ragWrongAnswer || '', '']", **quiet
+        ).then(
+            page.open_feedback,
+            inputs=[wrong_id, session],
+            outputs=[feedback_box, feedback_prompt, correct, feedback_note],
+            **quiet,
+        )
+        for sending in (feedback_send.click, correct.submit):
+            sending(
+                page.send_feedback,
+                inputs=[wrong_id, correct, session],
+                outputs=[feedback_box, feedback_note],
+                **quiet,
+            )
+        feedback_cancel.click(lambda: gr.update(visible=False), outputs=[feedback_box], **quiet)
+
+        # The picker: its choices read again when it is opened; another collection brings its own
+        # conversation and documents.
+        picker.focus(page.choices, outputs=[picker], **quiet)
+        picker.input(
+            page.switch,
+            inputs=[picker, session, stored],
+            outputs=[picker, chatbot, session, stored, answer_json, *docs_out, feedback_box],
+            **quiet,
         )
 
-        docs_out = [report, table, doc_choice, status, files]
+        def upload(
+            paths: list[str] | None,
+            collection: str | None = None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> PageDocs:
+            return page.upload(paths, collection, lambda fraction, desc: progress(fraction, desc=desc))
 
-        def upload(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> DocsOutputs:  # noqa: B008
-            return svc.upload(paths, lambda fraction, desc: progress(fraction, desc=desc))
-
-        def remove_doc(name: str | None, progress: gr.Progress = gr.Progress()) -> DocsOutputs:  # noqa: B008
-            return svc.remove(name, lambda fraction, desc: progress(fraction, desc=desc))
+        def remove_doc(
+            doc: str | None,
+            collection: str | None = None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> PageDocs:
+            return page.remove(doc, collection, lambda fraction, desc: progress(fraction, desc=desc))
 
         # One progress bar, on the report; uploads and removals take turns inside the service.
-        add.click(upload, inputs=[files], outputs=docs_out, api_name="upload", show_progress_on=[report])
-        remove.click(
-            svc.confirm_remove,
-            inputs=[doc_choice],
-            outputs=[confirm_box, confirm_text],
-            queue=False,
-            show_progress="hidden",
-            api_visibility="private",
+        add.click(
+            upload, inputs=[files, picker], outputs=docs_out, api_name="upload", show_progress_on=[report]
         )
-        confirm.click(
-            lambda: gr.update(visible=False),
-            outputs=[confirm_box],
-            queue=False,
-            show_progress="hidden",
-            api_visibility="private",
-        ).then(
-            remove_doc, inputs=[doc_choice], outputs=docs_out, api_name="remove", show_progress_on=[report]
+        remove.click(svc.confirm_remove, inputs=[doc_choice], outputs=[confirm_box, confirm_text], **quiet)
+        confirm.click(lambda: gr.update(visible=False), outputs=[confirm_box], **quiet).then(
+            remove_doc,
+            inputs=[doc_choice, picker],
+            outputs=docs_out,
+            api_name="remove",
+            show_progress_on=[report],
         )
-        cancel.click(
-            lambda: gr.update(visible=False),
-            outputs=[confirm_box],
-            queue=False,
-            show_progress="hidden",
-            api_visibility="private",
+        cancel.click(lambda: gr.update(visible=False), outputs=[confirm_box], **quiet)
+        refresh.click(
+            page.documents, inputs=[picker], outputs=docs_out, api_name="documents", show_progress_on=[report]
         )
-        refresh.click(svc.refresh, outputs=docs_out, api_name="documents", show_progress_on=[report])
-        demo.load(svc.refresh, outputs=docs_out, api_visibility="private", show_progress="hidden")
+        # Changes made elsewhere (the API, another tab) show up when the tab is opened, and within POLL_S.
+        docs_tab.select(page.listing, inputs=[picker], outputs=listing_out, **quiet)
+        timer.tick(page.poll, inputs=[picker, seen], outputs=[picker, *listing_out, seen], **quiet)
+        demo.load(page.open, inputs=[stored], outputs=[picker, chatbot, session, *docs_out], **quiet)
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=DEFAULT_QUEUE_SIZE)
     svc.sent_files = demo.upload_file_set  # the files this app received through its upload route
     return demo
@@ -581,9 +355,18 @@ def create_app(
 ) -> FastAPI:
     """FastAPI with /healthz, the HTTP API (ui/api.py: /api, /v1, /docs) and the chat mounted at /, every
     route behind the API key check when keys are given. root_path None reads GRADIO_ROOT_PATH; llm None
-    probes the configured model once; collections None serves the engine's index as `default`."""
-    service = ChatService(engine, max_upload_bytes=max_upload_bytes, llm=llm or probe_llm(engine.settings))
-    demo = build_app(engine, max_upload_bytes=max_upload_bytes, service=service)
+    probes the configured model once; collections None serves the engine's index as `default`. The chat
+    offers every collection; its 答案有误 goes to the same feedback files as POST /api/feedback."""
+    collections = collections or Collections.around(engine)
+    journal = journal or Journal()
+    service = ChatService(
+        engine,
+        max_upload_bytes=max_upload_bytes,
+        llm=llm or probe_llm(engine.settings),
+        collection=collections.name_of(engine) or DEFAULT,
+        journal=journal,
+    )
+    demo = build_app(engine, max_upload_bytes=max_upload_bytes, service=service, collections=collections)
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -591,7 +374,6 @@ def create_app(
         return service.health()
 
     # Before Gradio's mount at "/", which answers every path no earlier route took.
-    collections = collections or Collections.around(engine)
     include_api(app, collections, journal=journal, max_upload_bytes=max_upload_bytes, title=TITLE)
 
     app = gr.mount_gradio_app(
@@ -682,6 +464,13 @@ def serve(
         if resume_pending is None:
             return
         try:
+            from rag.writer import resume_scans  # scanned uploads: OCR goes on at the next page
+
+            for job in resume_scans(engine, notify=lambda message: print(message, flush=True)):
+                print(
+                    f"上次中断的识别任务 {job.id}：{job.state} {', '.join(job.added + job.updated)}",
+                    flush=True,
+                )
             for report in resume_pending():
                 print(
                     f"已完成上次中断的索引任务：{', '.join(report.added + report.updated) or '（无变化）'}",

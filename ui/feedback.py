@@ -186,12 +186,11 @@ def export_feedback(folder: Path, out: Path | None, prefix: str = "fb") -> list[
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
     from rag.collections import DEFAULT, collection_dir, is_index
+    from rag.errors import UnknownCollectionError
 
     name = args.feedback_collection or DEFAULT
     folder = collection_dir(args.index, name)
     if not is_index(folder):
-        from rag.collections import UnknownCollectionError
-
         raise UnknownCollectionError(f"no collection {name!r} in {args.index}/; see rag collections list")
     out = Path(args.out) if args.out else None
     items = export_feedback(folder, out, prefix=args.prefix)
@@ -229,3 +228,8 @@ def cited_of(answer_citations: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(
         f"{c.get('doc', '')} ¶{c.get('paragraph', '')}" for c in answer_citations if isinstance(c, Mapping)
     )
+
+
+def cited_of_answer(answer: Answer) -> tuple[str, ...]:
+    """'doc ¶n' for each citation of an answer: what POST /api/feedback records from the same answer's JSON."""
+    return cited_of([{"doc": c.doc, "paragraph": c.paragraph} for c in answer.citations])

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.short_answer import confidence_words
+from rag.store import SOURCE_SUFFIXES
 from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage
+
+if TYPE_CHECKING:
+    from rag.writer import ScanJob
 
 _MARKER_RE = re.compile(r"\[(\d{1,3})\]")
 ANSWERER_LABELS = {"extractive": "抽取式（原文句子）", "llm": "大模型生成（经核验）"}
 CLOSEST_PREVIEW_CHARS = 160
 CLOSEST_SHOWN = 3
+# A failed scan job's reason is shown on the status line, cut to about one line of the page.
+SCAN_ERROR_CHARS = 120
+# The 答案有误 button's id is its answer's id with this after it (HEAD's script strips it).
+WRONG_SUFFIX = "-wrong"
+WRONG_TRIGGER_ID = "rag-wrong-open"  # the page's hidden button that opens the 答案有误 panel
 
 
 def _esc(text: str) -> str:
@@ -113,10 +125,24 @@ def _place(
     return " · ".join(bits)
 
 
-def citation_card(citation: Citation, answer_id: str) -> str:
-    """One source: where it is, and the paragraph with the quote marked."""
+def source_link(doc: str, page: int, collection: str) -> str:
+    """The citation card's link that opens a PDF (at its page) or an image of `collection` as its index
+    stored it (the API's source route, relative to the page); "" for a document of another kind."""
+    if Path(doc).suffix.lower() not in SOURCE_SUFFIXES:
+        return ""
+    href = (
+        f"api/collections/{urllib.parse.quote(collection, safe='')}/documents/"
+        f"{urllib.parse.quote(doc, safe='')}/source" + (f"#page={page}" if page else "")
+    )
+    return f' · <a class="rag-open" href="{html.escape(href)}" target="_blank" rel="noopener">打开原文</a>'
+
+
+def citation_card(citation: Citation, answer_id: str, collection: str) -> str:
+    """One source: where it is (a PDF or image with a link to its stored copy in `collection`, the one
+    the answer came from), and the paragraph with the quote marked."""
     where = _page_table(citation.page, citation.page_end, citation.table, citation.row)
     head = _place(citation.doc, citation.paragraph, citation.section, citation.speaker, citation.score, where)
+    head += source_link(citation.doc, citation.page, collection)
     return _one_line(
         [
             f'<div class="rag-source" id="{anchor_id(answer_id, citation.n)}">',
@@ -189,15 +215,35 @@ def copy_button(text: str) -> str:
     )
 
 
-def answer_html(answer: Answer, answer_id: str) -> str:
-    """A finished answer: text with linked markers, verification, then its sources (or the closest paragraphs)."""
+def wrong_button(answer_id: str) -> str:
+    """The "答案有误" button of one answer: HEAD's script hands the answer id (from the button's own id, which
+    the chat's sanitiser keeps) to the page's hidden feedback trigger."""
+    return (
+        f'<button type="button" class="rag-wrong" id="{wrong_button_id(answer_id)}" '
+        'title="这个回答不对：标记出来，可以补充正确答案">答案有误</button>'
+    )
+
+
+def wrong_button_id(answer_id: str) -> str:
+    return f"{answer_id}{WRONG_SUFFIX}"
+
+
+def feedback_prompt(question: str) -> str:
+    """The 答案有误 panel's line: which question's answer is being marked."""
+    return f"把这个问题的回答标为有误：{_esc(question)}"
+
+
+def answer_html(answer: Answer, answer_id: str, *, collection: str) -> str:
+    """A finished answer from `collection`: text with linked markers, verification, then its sources (or
+    the closest paragraphs)."""
     answerer = ANSWERER_LABELS.get(answer.answerer, answer.answerer)
-    meta = f'<div class="rag-meta">回答方式：{_esc(answerer)} {copy_button(answer_text(answer))}</div>'
+    buttons = f"{copy_button(answer_text(answer))} {wrong_button(answer_id)}"
+    meta = f'<div class="rag-meta">回答方式：{_esc(answerer)} {buttons}</div>'
     if answer.found:
         valid = {c.n for c in answer.citations}
         linked = link_markers(answer.text, answer_id, valid).replace("\n", "<br>")
         body = f'<div class="rag-answer" id="{answer_id}">{confidence_badge(answer)}{linked}</div>'
-        cards = "".join(citation_card(c, answer_id) for c in answer.citations)
+        cards = "".join(citation_card(c, answer_id, collection) for c in answer.citations)
         sources = (
             f'<div class="rag-sources"><div class="rag-sources-title">来源（{len(answer.citations)}）</div>{cards}</div>'
             if answer.citations
@@ -249,10 +295,30 @@ def document_rows(docs: Sequence[DocumentInfo]) -> list[list[str | int]]:
     return [[d.doc, d.paragraphs, format_added_at(d.added_at)] for d in sorted(docs, key=lambda d: d.doc)]
 
 
-def status_markdown(docs: Sequence[DocumentInfo], index_dir: str) -> str:
-    """The readiness line under the page title."""
+def status_markdown(docs: Sequence[DocumentInfo], index_dir: str, scans: str = "") -> str:
+    """The readiness line under the page title, with the scanned uploads being read (scan_progress) under it."""
     paragraphs = sum(d.paragraphs for d in docs)
-    return f"索引已就绪：{len(docs)} 个文档，{paragraphs} 个段落（`{index_dir}`）"
+    ready = f"索引已就绪：{len(docs)} 个文档，{paragraphs} 个段落（`{index_dir}`）"
+    return f"{ready}\n\n{scans}" if scans else ready
+
+
+def scan_progress(jobs: Sequence[ScanJob]) -> str:
+    """How far the background reading (OCR) of scanned uploads got, one clause per job not done yet:
+    等待识别, 识别中 with the page being read, 正在加入索引, or why it stopped; "" when none is left."""
+    clauses = []
+    for job in jobs:
+        names = "、".join(f"`{n}`" for n in job.documents)
+        total = job.pages_total
+        if job.state == "queued":
+            clauses.append(f"等待识别：{names}（{total} 页）")
+        elif job.state == "ocr":
+            clauses.append(f"识别中：{names} 第 {min(job.pages_done + 1, total)}/{total} 页")
+        elif job.state == "indexing":
+            clauses.append(f"识别完成，正在加入索引：{names}")
+        elif job.state == "failed":
+            error = job.error if len(job.error) <= SCAN_ERROR_CHARS else job.error[:SCAN_ERROR_CHARS] + "…"
+            clauses.append(f"识别没有完成：{names}（{_esc(error)}）")
+    return "；".join(clauses)
 
 
 def report_markdown(report: BuildReport | None, rejected: Sequence[tuple[str, str]]) -> str:
@@ -304,6 +370,7 @@ CSS = """
 .rag-cursor { opacity: 0.6; }
 .rag-waiting { opacity: 0.7; font-style: italic; }
 .rag-copy-text { display: none; }
+.rag-wrong { margin-left: 4px; padding: 0 8px; font-size: 1em; border: 1px solid rgba(128,128,128,0.5); border-radius: 4px; background: transparent; color: inherit; cursor: pointer; }
 .rag-copy { margin-left: 8px; padding: 0 8px; font-size: 1em; border: 1px solid rgba(128,128,128,0.5); border-radius: 4px; background: transparent; color: inherit; cursor: pointer; }
 /* The chat's label and buttons get their own row above the messages, so scrolled text never runs under them. */
 #rag-chat > .wrapper { display: flex; flex-direction: column; }
@@ -315,12 +382,20 @@ CSS = """
 
 # Copies an answer's plain text (the hidden .rag-copy-text beside its button, a line per element) when the
 # button is pressed. The clipboard API needs a secure context (https or localhost); elsewhere the older
-# execCommand("copy") does it. Gradio inserts the head twice; the flag keeps one listener.
+# execCommand("copy") does it. "答案有误" leaves its answer's id in window.ragWrongAnswer and presses the
+# page's hidden trigger, whose event reads it. Gradio inserts the head twice; the flag keeps one listener.
 HEAD = """<script>
 if (!window.ragCopyInstalled) {
   window.ragCopyInstalled = true;
   // Capture phase: the copy happens even if a handler of the chat stops the click on its way up.
   document.addEventListener("click", (event) => {
+    const wrong = event.target.closest ? event.target.closest(".rag-wrong") : null;
+    if (wrong) {
+      window.ragWrongAnswer = wrong.id.slice(0, -"WRONG_SUFFIX".length);
+      const trigger = document.getElementById("WRONG_TRIGGER_ID");
+      if (trigger) trigger.click();
+      return;
+    }
     const button = event.target.closest ? event.target.closest(".rag-copy") : null;
     if (!button) return;
     const holder = button.parentElement ? button.parentElement.querySelector(".rag-copy-text") : null;
@@ -347,4 +422,4 @@ if (!window.ragCopyInstalled) {
     }
   }, true);
 }
-</script>"""
+</script>""".replace("WRONG_SUFFIX", WRONG_SUFFIX).replace("WRONG_TRIGGER_ID", WRONG_TRIGGER_ID)

@@ -5,6 +5,10 @@ than the size limit plus one byte is read: a path naming /dev/zero, a pipe or a 
 server is refused before any read. The extension must agree with what the bytes are (a PDF starts with
 %PDF-, a .docx is a zip holding word/document.xml, text decodes), so a renamed binary is refused here
 with a reason the user can read.
+
+Scanned documents (image-only PDF pages, .png, .jpg) are not read in the upload's request: `split_scans`
+tells them from the rest, rag.writer.queue_scans reads them in the background, and the reply says so.
+`upload_notes` says what each document gave (ui/render.py `source_link` opens a stored PDF or image).
 """
 
 from __future__ import annotations
@@ -15,9 +19,17 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.ocr import scanned_pages
+from rag.store import SOURCE_SUFFIXES
+from rag.types import BuildReport
+
+if TYPE_CHECKING:
+    from rag.writer import ScanJob
 
 ALLOWED_SUFFIXES = (
     ".txt",
@@ -189,3 +201,62 @@ def stage_uploads(
         target.write_bytes(data)
         accepted.append(CheckedUpload(target, name))
     return accepted, rejected
+
+
+def split_scans(accepted: list[CheckedUpload]) -> tuple[list[CheckedUpload], list[CheckedUpload]]:
+    """The uploads read at once (text, Word, tables, PDFs with a text layer) and those with scanned pages
+    to OCR (read in the background): a quick look at each PDF's pages (rag.ocr.scanned_pages)."""
+    now: list[CheckedUpload] = []
+    scans: list[CheckedUpload] = []
+    for upload in accepted:
+        scanned = Path(upload.name).suffix in SOURCE_SUFFIXES and bool(
+            scanned_pages(upload.path.read_bytes())
+        )
+        (scans if scanned else now).append(upload)
+    return now, scans
+
+
+def stats_words(stats: Mapping[str, Any]) -> str:
+    """What reading a document found, in Chinese: 段落、表格和行、页数、OCR 识别的页、把握不大的行."""
+    parts = [f"{stats.get('paragraphs', 0)} 个段落"]
+    if stats.get("tables"):
+        parts.append(f"{stats['tables']} 个表格（{stats.get('table_rows', 0)} 行）")
+    if stats.get("pages"):
+        parts.append(f"{stats['pages']} 页")
+    if stats.get("pages_ocr"):
+        parts.append(f"OCR 识别 {stats['pages_ocr']} 页" if stats.get("pages") else "图片经 OCR 识别")
+    if stats.get("low_confidence"):
+        parts.append(f"{stats['low_confidence']} 行识别把握不大")
+    return "，".join(parts)
+
+
+def stats_lines(stats_by_name: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One Markdown line per document with what reading it found, and its notes (what was left out, why)."""
+    lines = []
+    for name, stats in sorted(stats_by_name.items()):
+        lines.append(f"- `{name}`：{stats_words(stats)}")
+        lines.extend(f"  - {note}" for note in stats.get("notes", []))
+    return lines
+
+
+def read_stats(engine: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+    """What reading each of these indexed documents found, as the index keeps it (empty for an index that
+    keeps none)."""
+    kept = getattr(getattr(engine, "store", None), "doc_stats", None) or {}
+    return {n: dict(kept[n]) for n in names if n in kept}
+
+
+def upload_notes(engine: Any, report: BuildReport | None, queued: ScanJob | None) -> str:
+    """What the web upload's reply adds to the list of added documents: what each one gave, and the scanned
+    documents left to read in the background."""
+    lines = stats_lines(read_stats(engine, report.added + report.updated)) if report is not None else []
+    if queued is not None and queued.state != "done":
+        names = "、".join(f"`{n}`" for n in queued.documents)
+        lines.append(
+            f"- {names}：{queued.pages_total} 页待识别 (OCR), 完成后自动加入索引（任务 {queued.id}）"
+        )
+    if queued is not None:
+        lines.extend(f"- 未能索引 `{Path(s.path).name}`：{s.reason}" for s in queued.skipped)
+    if lines:
+        lines.insert(0, "\n**读取结果**")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -35,6 +35,7 @@ class SentenceView:
     passage_norm: str  # the passage's matching form
     previous_norm: str = ""  # matching form of the sentence before, "" for the first
     next_norm: str = ""
+    similarity: float = 0.0  # the embedder's cosine of the question with the sentence; 0 when not known
 
     @classmethod
     def alone(cls, sentence: str) -> SentenceView:
@@ -48,12 +49,21 @@ class SentenceView:
         return frozenset(char_pairs(self.norm))
 
 
-def sentence_views(passages: Sequence[tuple[str, float]]) -> list[SentenceView]:
-    """Every sentence of the given passages (text, retrieval score), best passage first, in reading order."""
+# Per passage: the embedder's cosine of the question with each sentence, by the sentence's (start, end) in the
+# passage's text (the index stores one vector per rag.text.sentences span; rag.store.sentence_spans).
+Similarities = Sequence[Mapping[tuple[int, int], float]]
+
+
+def sentence_views(
+    passages: Sequence[tuple[str, float]], similarities: Similarities | None = None
+) -> list[SentenceView]:
+    """Every sentence of the given passages (text, retrieval score), best passage first, in reading order,
+    with its cosine to the question where `similarities` gives one."""
     views: list[SentenceView] = []
     for rank, (text, score) in enumerate(passages):
         norm = matching_form(text)
         spans = sentences(text) or [(0, len(text))]
+        cosines = similarities[rank] if similarities is not None and rank < len(similarities) else {}
         for i, (a, b) in enumerate(spans):
             views.append(
                 SentenceView(
@@ -68,6 +78,7 @@ def sentence_views(passages: Sequence[tuple[str, float]]) -> list[SentenceView]:
                     passage_norm=norm,
                     previous_norm=norm[spans[i - 1][0] : spans[i - 1][1]] if i else "",
                     next_norm=norm[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else "",
+                    similarity=float(cosines.get((a, b), 0.0)),
                 )
             )
     return views
@@ -222,6 +233,11 @@ def log_length(q: Question, s: SentenceView) -> float:
     return math.log1p(len(s.norm))
 
 
+def similarity(q: Question, s: SentenceView) -> float:
+    """The embedder's cosine of the question with the sentence: meaning where the words differ (GDP/地区生产总值)."""
+    return s.similarity
+
+
 def asks(q: Question, s: SentenceView) -> float:
     """Whether the sentence itself asks (ends with a question mark): it rarely answers."""
     return float(s.norm.rstrip("”」』’\"' ").endswith(("?", "？")))
@@ -249,6 +265,7 @@ SENTENCE_FEATURES: tuple[SentenceFeature, ...] = (
     passage_rank,
     log_length,
     asks,
+    similarity,
 )
 # Features also given as the distance behind the best sentence of the same question: whether a sentence
 # wins depends on its rivals, which a per-row model cannot otherwise see.
@@ -258,6 +275,7 @@ RELATIVE_FEATURES = (
     "lcs_ratio",
     "context_before_held",
     "context_after_held",
+    "similarity",
 )
 SENTENCE_FEATURE_NAMES: tuple[str, ...] = tuple(f.__name__ for f in SENTENCE_FEATURES) + tuple(
     f"{name}_behind_best" for name in RELATIVE_FEATURES
