@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import tempfile
 import threading
 import time
 import zipfile
@@ -301,7 +302,7 @@ class FakeEngine:
 
     def __init__(self, hold: threading.Event | None = None) -> None:
         self.settings = Settings()
-        self.index_dir = Path("index")
+        self.index_dir = Path(tempfile.mkdtemp(prefix="fake-index-"))  # the chat logs its requests there
         self.histories: list[list[dict[str, str]]] = []
         self.asked: list[str] = []
         self.hold = hold
@@ -632,6 +633,11 @@ def test_marking_an_answer_wrong_writes_the_api_feedback_record(tmp_path: Path) 
     assert "没有找到" in page.open_feedback("a99-000000", session)[3]
     assert "没有记录" in page.send_feedback("a99-000000", "", session)[1]
     assert len((tmp_path / "feedback.jsonl").read_text().splitlines()) == 1
+    # each chat answer is in the request log beside it, as the API's are, without its question by default
+    logged = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert [r["endpoint"] for r in logged] == ["web.chat", "web.chat"]
+    assert logged[-1]["id"] == answer_id and logged[-1]["found"] is True and "question" not in logged[-1]
+    assert {"latency_ms", "confidence", "short_confidence", "collection"} <= set(logged[-1])
 
 
 def test_the_poll_updates_the_documents_only_when_the_version_changed() -> None:
@@ -688,7 +694,11 @@ def test_the_poll_shows_the_reading_of_scans_and_then_the_scanned_document(
     monkeypatch.setattr(ui.chat, "scan_jobs", lambda root: asked.append(str(root)) or list(jobs))
     page = _page(engine)
     *_, status, seen = page.poll("default", {})
-    assert "1 个文档" in status and status.endswith("识别中：`scan.pdf` 第 1/3 页") and asked[-1] == "index"
+    assert (
+        "1 个文档" in status
+        and status.endswith("识别中：`scan.pdf` 第 1/3 页")
+        and asked[-1] == str(engine.index_dir)
+    )
     assert all(_is_skip(v) for v in page.poll("default", seen)[:4])  # the same page: nothing re-rendered
     jobs[0].pages_done = 1
     picker, table, choices, status, seen = page.poll("default", seen)

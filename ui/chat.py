@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
@@ -252,6 +253,7 @@ class ChatService:
             yield session.show(index, render.notice_html(self.llm.message)), session, None
             return
         yield session.show(index, render.streaming_html("")), session, gr.skip()
+        started = time.perf_counter()
         answer: Answer | None = None
         shown: str | None = None
         partial = ""
@@ -274,6 +276,7 @@ class ChatService:
         except Exception:
             log.exception("answering %r failed", question[:200])
             shown = render.notice_html("内部错误，请查看服务日志。")
+        self._log_request(item, started, answer, "" if answer is not None else "no answer")
         if session.cleared:
             return
         if answer is None:
@@ -298,6 +301,22 @@ class ChatService:
             with session.turn:
                 session.cleared = True
         return [], ChatSession(collection=session.collection if session else self.collection), None
+
+    def _log_request(self, item: _Pending, started: float, answer: Answer | None, error: str) -> None:
+        """One line in the collection's request log, as the API writes for its questions."""
+        try:
+            self.journal.request(
+                Path(self.engine.index_dir),
+                collection=self.collection,
+                endpoint="web.chat",
+                request_id=item.answer_id,
+                seconds=time.perf_counter() - started,
+                answer=answer,
+                question=item.question,
+                error=error,
+            )
+        except OSError as e:  # a full disk must not fail the answer
+            log.warning("request log not written: %s", e)
 
     # --- feedback ----------------------------------------------------------------------------
     def mark_wrong(self, answer_id: str, correct_answer: str, session: ChatSession) -> str:

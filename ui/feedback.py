@@ -98,7 +98,8 @@ class Journal:
         }
         if answer is not None:
             record["found"] = answer.found
-            record["confidence"] = round(answer.short_confidence, 4)
+            record["confidence"] = round(answer.confidence, 4)
+            record["short_confidence"] = round(answer.short_confidence, 4)
             record["citations"] = len(answer.citations)
         if passages is not None:
             record["passages"] = passages
