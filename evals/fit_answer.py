@@ -705,6 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "short_confidence": _logistic_json(confidence["short"]["model"], SHORT_CONFIDENCE_FEATURES),
         },
     }
+    previous = json.loads(WEIGHTS.read_text(encoding="utf-8")) if WEIGHTS.exists() else {}
+    if "fusion" in previous:  # evals/fit_fusion.py's block: kept when the answer scorer is fitted again
+        weights["fusion"] = previous["fusion"]
     WEIGHTS.write_text(
         json.dumps(weights, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8"
     )

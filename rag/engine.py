@@ -80,7 +80,7 @@ class Engine:
         self.settings = settings
         self.index_dir = index_dir
         self._by_name = by_name  # how a child process loads the same embedder; None: embed in this process
-        self.weights = FusionWeights()
+        self.weights = FusionWeights.shipped()
         self.last_report = BuildReport()  # what the last build or update did
         self._write_lock = threading.Lock()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()

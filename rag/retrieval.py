@@ -9,15 +9,20 @@ document costs it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import jieba
 import jieba.posseg as pseg
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
+from rag.errors import RagError
 from rag.text import (
     STOP_WORDS,
     char_pairs,
@@ -235,30 +240,87 @@ def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:
     return out
 
 
+FUSION_KEY = "fusion"  # the block of rag/weights.json that evals/fit_fusion.py writes
+
+
 @dataclass(frozen=True)
 class FusionWeights:
-    # Chosen with evals/tune_fusion.py on the seeds question set and 600 CMRC 2018 questions at once:
-    # dense z-scores count a fifth of BM25's (on the seeds dense alone reaches hit@1 0.59, BM25 0.90).
+    """The weights of the three ranking stages."""
+
+    # The shipped values come from rag/weights.json (shipped(); evals/fit_fusion.py); these are fallbacks.
+    # First stage: BM25 and dense z-scores fused, less a missing-subject cost, plus an answer-kind bonus.
     lexical: float = 1.0
     dense: float = 0.2
     subject: float = 3.0  # cost of a document that lacks every subject word, in standard deviations
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
     kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for
-    # Second stage over the leading `depth` paragraphs (chosen with evals/tune_fusion.py on the seeds, CMRC
-    # and DRCD at once): how much of the question the paragraph and its best sentence restate.
+    # Second stage over the leading `depth` paragraphs: how much of the question the paragraph and its best
+    # sentence restate.
     depth: int = 5
     pairs: float = 4.0  # weighted share of the question's character pairs the paragraph holds
     sentence_pairs: float = 4.0  # the same for its best sentence
     order: float = 4.0  # share of the question's characters its best sentence holds in the same order
     # Third stage, close calls only (the two leading paragraphs within `settle_margin`): the `settle_depth`
-    # leading paragraphs are reordered by what their sentences say (chosen on the seeds, CMRC and DRCD at
-    # once, with the second stage fixed; see evals/tune_fusion.py).
+    # leading paragraphs are reordered by what their sentences say.
     settle_margin: float = 1.5
     settle_depth: int = 3
     settle_sentences: int = 3  # sentences of each paragraph compared, those holding most of the question
     sentence_dense: float = 50.0  # per unit of cosine between the question and its closest sentence
     evidence: float = 2.0  # per unit of the strength of the evidence window the answerer would cite
+
+    @classmethod
+    def shipped(cls) -> FusionWeights:
+        """The fitted weights of rag/weights.json (read once), or the defaults when it has no fusion block."""
+        return shipped_fusion_weights()
+
+
+def fusion_weights_from_json(obj: Mapping[str, Any]) -> FusionWeights:
+    """FusionWeights from a parsed weights file: its "fusion" block's values over the defaults (the defaults
+    alone when there is no block). A value for a field the code lacks, or of the wrong type, is a RagError."""
+    block = obj.get(FUSION_KEY)
+    if block is None:
+        return FusionWeights()
+    values = block.get("values") if isinstance(block, Mapping) else None
+    if not isinstance(values, Mapping):
+        raise RagError(
+            f'the "{FUSION_KEY}" block of the weights file has no values: run evals/fit_fusion.py again'
+        )
+    known = {f.name: f for f in fields(FusionWeights)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise RagError(
+            f'the "{FUSION_KEY}" block of the weights file names {", ".join(unknown)}, which FusionWeights '
+            "does not have: run evals/fit_fusion.py again"
+        )
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        wanted = int if known[name].type in (int, "int") else float
+        ok = isinstance(value, int) if wanted is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok:
+            raise RagError(
+                f'the "{FUSION_KEY}" block of the weights file gives {name} = {value!r}, not '
+                f"{'an integer' if wanted is int else 'a number'}: "
+                "run evals/fit_fusion.py again"
+            )
+        checked[name] = wanted(value)
+    return FusionWeights(**checked)
+
+
+@lru_cache(maxsize=4)
+def shipped_fusion_weights(path: Path | None = None) -> FusionWeights:
+    """The fusion weights of the weights file (rag/weights.json unless `path`), read once."""
+    # Imported here: rag.scoring imports rag.question, which imports this module.
+    from rag.scoring import WEIGHTS_FILE, WeightsError
+
+    path = path or WEIGHTS_FILE
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return FusionWeights()
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{path} is not valid JSON ({e}): run evals/fit_answer.py to fit it again") from e
+    return fusion_weights_from_json(obj)
 
 
 def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:

@@ -1,13 +1,23 @@
-import numpy as np
+import json
+from dataclasses import fields
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from rag.errors import RagError
 from rag.retrieval import (
+    FUSION_KEY,
     FusionWeights,
     documents_compared,
+    fusion_weights_from_json,
     restatement,
     restatement_gain,
     restating_sentences,
     settled_order,
+    shipped_fusion_weights,
 )
+from rag.scoring import WEIGHTS_FILE
 from rag.text import char_pairs, question_chars, question_pairs
 
 
@@ -80,3 +90,51 @@ def test_the_sentences_worth_embedding_hold_most_of_the_question():
         "交换发球权在一局结束之后。",
     ]  # reading order
     assert len(restating_sentences("什么时候交换发球权?", text, uniform, 9)) == 4
+
+
+def _weights_file(tmp_path: Path, obj: dict) -> Path:
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return path
+
+
+def test_the_shipped_fusion_block_names_fusion_weights_fields_with_their_types():
+    block = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))[FUSION_KEY]
+    types = {f.name: f.type for f in fields(FusionWeights)}
+    assert set(block["values"]) == set(types)
+    for name, value in block["values"].items():
+        assert type(value).__name__ == types[name], name  # pool, depth, settle_* stay integers
+    assert FusionWeights.shipped() == FusionWeights(**block["values"])
+    assert {"cmrc2018", "drcd", "seeds"} <= set(block["data"])
+    assert all(len(d["sha256"]) == 64 for d in block["data"].values())
+    assert block["command"].startswith("evals/fit_fusion.py")
+    held_out = block["cross_validated"]["stages"]["settle"]["fitted_held_out"]
+    assert 0.5 < held_out["cmrc2018"]["hit_at_1"] <= 1.0 and 0.5 < held_out["drcd"]["hit_at_1"] <= 1.0
+
+
+def test_a_weights_file_without_a_fusion_block_gives_the_defaults(tmp_path):
+    assert fusion_weights_from_json({"format": 1, "models": {}}) == FusionWeights()
+    assert shipped_fusion_weights(_weights_file(tmp_path, {"format": 1})) == FusionWeights()
+    assert shipped_fusion_weights(tmp_path / "absent.json") == FusionWeights()
+
+
+def test_a_fusion_block_overrides_the_defaults_it_names():
+    w = fusion_weights_from_json({FUSION_KEY: {"values": {"dense": 0.5, "pool": 20, "subject": 2}}})
+    assert w == FusionWeights(dense=0.5, pool=20, subject=2.0)
+    assert isinstance(w.subject, float) and isinstance(w.pool, int)
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"dense": 0.5, "bm25_boost": 2.0}, "bm25_boost"),  # a field the code does not have
+        ({"pool": 20.5}, "pool"),  # an integer field given a fraction
+        ({"dense": "0.5"}, "dense"),
+        ({"depth": True}, "depth"),
+    ],
+)
+def test_a_fusion_block_the_code_cannot_read_says_to_fit_again(tmp_path, values, named):
+    with pytest.raises(RagError, match=rf"{named}.*evals/fit_fusion.py"):
+        shipped_fusion_weights(_weights_file(tmp_path, {FUSION_KEY: {"values": values}}))
+    with pytest.raises(RagError, match="evals/fit_fusion.py"):
+        fusion_weights_from_json({FUSION_KEY: {"fitted": "2026-12-02"}})
