@@ -101,6 +101,8 @@ TABLE: list[Row] = [
     (f.closes_with_noun, Q_CAPITAL, S_CAPITAL, "最大的城市", SpanType.CHUNK, 1.0),
     (f.closes_with_verb, Q_GAME, S_GAME, "光荣和ω-force开发", SpanType.CHUNK, 1.0),
     (f.closes_with_verb, Q_GAME, S_GAME, "动作游戏", SpanType.CHUNK, 0.0),
+    (f.opens_with_verb, Q_COUNT, S_COUNT, "集聚了14家", SpanType.CHUNK, 1.0),
+    (f.opens_with_verb, Q_COUNT, S_COUNT, "14家", SpanType.NUMBER, 0.0),
     (f.word_count, Q_CAPITAL, S_CAPITAL, "最大的城市", SpanType.CHUNK, 3.0),
     (f.share_of_sentence, Q_CAPITAL, "首都是巴黎", "巴黎", SpanType.PLACE, 2 / 5),
     (f.position_in_sentence, Q_CAPITAL, "首都是巴黎", "巴黎", SpanType.PLACE, 3 / 5),

@@ -419,6 +419,12 @@ def closes_with_noun(q: Question, s: SpanView) -> float:
     return float(bool(toks) and toks[-1].tag in _NOUN_TAGS)
 
 
+def opens_with_verb(q: Question, s: SpanView) -> float:
+    """Whether the span's first word is a verb (达8万亩: the figure is what follows it)."""
+    toks = s.inner_tokens
+    return float(bool(toks) and toks[0].tag in _VERB_TAGS)
+
+
 def closes_with_verb(q: Question, s: SpanView) -> float:
     """Whether the span's last word is a verb."""
     toks = s.inner_tokens
@@ -517,6 +523,7 @@ SPAN_FEATURES: tuple[SpanFeature, ...] = (
     on_word_boundaries,
     opens_with_noun,
     closes_with_noun,
+    opens_with_verb,
     closes_with_verb,
     word_count,
     log_chars,
