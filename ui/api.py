@@ -50,16 +50,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from rag.collections import (
-    DEFAULT,
+from rag.collections import DEFAULT, Collections, check_name
+from rag.errors import (
     CollectionExistsError,
     CollectionInUseError,
     CollectionNameError,
-    Collections,
-    UnknownCollectionError,
-    check_name,
-)
-from rag.errors import (
     DocumentError,
     EmbedderError,
     EmbedderMismatchError,
@@ -67,6 +62,7 @@ from rag.errors import (
     IndexMissingError,
     LLMError,
     QuestionError,
+    UnknownCollectionError,
 )
 from rag.store import source_file
 from rag.text import HANS, HANT, script_of
