@@ -56,11 +56,10 @@ from rag.config import Settings  # noqa: E402
 from rag.engine import MAX_SETTLED_QUESTION_CHARS, Engine  # noqa: E402
 from rag.eval_cli import load_items  # noqa: E402
 from rag.evaluation import MRR_DEPTH, QAItem, Retrieved, holds_evidence  # noqa: E402
+from rag.question import Question, QuestionKind  # noqa: E402
 from rag.retrieval import (  # noqa: E402
     FUSION_KEY,
     FusionWeights,
-    Kind,
-    Query,
     fuse,
     restatement,
     restatement_gain,
@@ -115,7 +114,7 @@ class Scored:
 
     set: str
     group: str  # the article (the seeds: the document): no group is split across fitting and scoring folds
-    query: Query
+    query: Question
     vector: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
@@ -184,7 +183,7 @@ def score(engine: Engine, name: str, items: Sequence[QAItem]) -> list[Scored]:
     for i, d in enumerate(docs):
         rows_of_doc.setdefault(d.rsplit("/", 1)[-1], []).append(i)
     texts = [normalize(r.paragraph.text) for r in store.rows]
-    fitting: dict[Kind, np.ndarray] = {}
+    fitting: dict[tuple[QuestionKind, str], np.ndarray] = {}
     out: list[Scored] = []
     for item in items:
         rows = range(len(docs)) if item.doc == "*" else rows_of_doc.get(item.doc.rsplit("/", 1)[-1], [])
@@ -195,10 +194,11 @@ def score(engine: Engine, name: str, items: Sequence[QAItem]) -> list[Scored]:
         query = engine._analyse(item.question, history)
         vector = engine._question_vector(query)
         kind_fits = None
-        if query.kind.name in ("number", "date"):
-            if query.kind not in fitting:
-                fitting[query.kind] = np.array([fits(query.kind, t) for t in texts])
-            kind_fits = fitting[query.kind]
+        if query.kind in (QuestionKind.NUMBER, QuestionKind.DATE):
+            key = (query.kind, query.measure)
+            if key not in fitting:
+                fitting[key] = np.array([fits(query, t) for t in texts])
+            kind_fits = fitting[key]
         out.append(
             Scored(
                 set=name,
@@ -206,7 +206,7 @@ def score(engine: Engine, name: str, items: Sequence[QAItem]) -> list[Scored]:
                 query=query,
                 vector=vector,
                 dense=store.dense_scores(vector, engine.settings.candidates),
-                lexical=store.bm25_scores(query.terms),
+                lexical=store.bm25_scores(list(query.terms)),
                 subject=subject_coverage(query.entities, store.doc_text, docs),
                 kind_fits=kind_fits,
                 gold=gold,
@@ -233,7 +233,7 @@ def restated(engine: Engine, s: Scored, qi: int, rows: Sequence[int], f: Feature
     missing = [i for i in rows if (qi, i) not in f.restated]
     if missing:
         texts = [engine.store.rows[i].paragraph.text for i in missing]
-        for i, row in zip(missing, restatement(s.query.text, texts, engine._pair_weight), strict=True):
+        for i, row in zip(missing, restatement(s.query, texts, engine._pair_weight), strict=True):
             f.restated[(qi, i)] = row
     return np.array([f.restated[(qi, i)] for i in rows], dtype=np.float32).reshape(len(rows), 3)
 
@@ -250,7 +250,7 @@ def is_close(fused: np.ndarray, s: Scored, margin: float) -> bool:
     """Whether Engine._settle would reorder this question's leading paragraphs at this margin."""
     lead = top_rows(fused, 2)
     return (
-        len(s.query.text) <= MAX_SETTLED_QUESTION_CHARS
+        len(s.query.standalone) <= MAX_SETTLED_QUESTION_CHARS
         and len(lead) == 2
         and fused[lead[0]] - fused[lead[1]] < margin
     )

@@ -11,15 +11,8 @@ from dataclasses import dataclass, replace
 
 import jieba.posseg as pseg
 
-from rag.retrieval import (
-    Kind,
-    Query,
-    asks_who_answered,
-    asks_who_asked,
-    holds,
-    is_questioner,
-    question_kind,
-)
+from rag.question import Question, QuestionKind
+from rag.retrieval import holds, is_questioner
 from rag.text import HANS, clauses, normalize, script_of, segmented, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -38,13 +31,18 @@ _DATE = re.compile(
 )
 
 
-def fits(kind: Kind, text: str) -> bool:
+def fits(question: Question, text: str) -> bool:
     """Whether a paragraph holds the kind of thing asked for (a figure with its measure word, a date)."""
-    if kind.name == "number" and kind.unit:
-        return bool(re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(kind.unit[0])}", text))
-    if kind.name == "date":
+    if question.kind is QuestionKind.NUMBER and question.measure:
+        return bool(re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(question.measure[0])}", text))
+    if question.kind is QuestionKind.DATE:
         return bool(_DATE.search(text))
     return False
+
+
+def _asks_who(question: Question) -> bool:
+    """A person, or the organisation that speaks (哪个部门…): a speaker's label can stand for the answer."""
+    return question.kind in (QuestionKind.PERSON, QuestionKind.ORGANISATION)
 
 
 def _matches(terms: Sequence[str], text: str) -> list[str]:
@@ -70,21 +68,25 @@ def _has_person(text: str) -> bool:
     return any(tag in ("nr", "nrfg", "nrt") and len(w) >= 2 for w, tag in pseg.lcut(text))
 
 
-def _kind_bonus(kind: Kind, window: str) -> float:
-    if kind.name == "number":
+def _kind_bonus(question: Question, window: str) -> float:
+    if question.kind is QuestionKind.NUMBER:
         if not _NUMBER.search(window):
             return -3.0
-        if kind.unit and re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(kind.unit[0])}", window):
+        if question.measure and re.search(
+            rf"(?:{_NUMBER.pattern})\s*{re.escape(question.measure[0])}", window
+        ):
             return 2.0
         return 0.5
-    if kind.name == "date":
+    if question.kind is QuestionKind.DATE:
         return 1.5 if _DATE.search(window) else -2.0
-    if kind.name == "person":
+    if _asks_who(question):
         return 1.0 if _has_person(window) else 0.0  # a speaker label stands in for a name in the window
     return 0.0
 
 
-def coverage(query: Query, text: str, weight: Callable[[str], float], covered: Sequence[str] = ()) -> float:
+def coverage(
+    question: Question, text: str, weight: Callable[[str], float], covered: Sequence[str] = ()
+) -> float:
     """Weighted share of the question's own words that a text holds; words in `covered` count as held.
 
     A longer word missing whole earns half the share of its character pairs that the text holds
@@ -93,7 +95,7 @@ def coverage(query: Query, text: str, weight: Callable[[str], float], covered: S
     """
     total = 0.0
     held = 0.0
-    for t in query.keywords:
+    for t in question.keywords_in_order:
         if _QUESTION_NUMBER.fullmatch(t):
             continue
         w = weight(t)
@@ -109,8 +111,7 @@ def coverage(query: Query, text: str, weight: Callable[[str], float], covered: S
 def windows(
     passage: Passage,
     rank: int,
-    query: Query,
-    kind: Kind,
+    query: Question,
     weight: Callable[[str], float],
     asks_about_questions: bool = False,
 ) -> list[Evidence]:
@@ -122,7 +123,7 @@ def windows(
     text = passage.text
     norm = normalize(text)
     whole = normalize(f"{passage.section} {passage.speaker} {passage.replies_to} ") + norm
-    numbers = _QUESTION_NUMBER.findall(normalize(query.text))
+    numbers = _QUESTION_NUMBER.findall(normalize(query.standalone))
     if any(n not in norm for n in numbers):  # the question names a year or figure this paragraph lacks
         return []
     para_coverage = coverage(query, whole, weight, query.entities)
@@ -130,14 +131,15 @@ def windows(
     spans_of = sentences(text)
     # A word in every sentence (the article's subject) tells sentences apart less than one in a single
     # sentence: discount each word by how many of this paragraph's sentences hold it.
-    spread = {t: max(1, sum(1 for a, b in spans_of if t in norm[a:b])) for t in query.keywords}
+    own = query.keywords_in_order
+    spread = {t: max(1, sum(1 for a, b in spans_of if t in norm[a:b])) for t in own}
 
     # A word the paragraph opens with names what it is about (黄鳍雀鲷为雀鲷科…, 阿马里洛（Amarillo）是…):
     # like a subject word it tells the paragraph's sentences apart poorly, so it weighs less when choosing a
     # window inside it — but not when comparing passages, where naming the topic is what counts.
     head_spans = clauses(text)
     head = norm[: head_spans[0][1]] if head_spans and len(spans_of) >= 3 else ""
-    topic = {t for t in query.keywords if head and t in head[: len(t) + 4]}
+    topic = {t for t in own if head and t in head[: len(t) + 4]}
 
     def plain(t: str) -> float:
         local = spread.get(t, 1) ** -0.5
@@ -146,15 +148,15 @@ def windows(
     def inside(t: str) -> float:
         return plain(t) * (0.3 if t in topic and not any(t in e for e in query.entities) else 1.0)
 
-    found, strength = _scan(passage, rank, query, kind, inside, plain, para_coverage, asks_about_questions)
+    found, strength = _scan(passage, rank, query, inside, plain, para_coverage, asks_about_questions)
     if not found:
         return []
-    if kind.name == "person":
+    if _asks_who(query):
         # Names are looked for in the leading windows only (POS tagging every window would cost too much).
         speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
         lead = []
         for ev in found[:2]:
-            bonus = _kind_bonus(kind, normalize(text[ev.start : ev.end]))
+            bonus = _kind_bonus(query, normalize(text[ev.start : ev.end]))
             if bonus == 0.0 and speaker_named:
                 bonus = 1.0
             lead.append(replace(ev, score=ev.score + bonus))
@@ -167,8 +169,7 @@ def windows(
 def _scan(
     passage: Passage,
     rank: int,
-    query: Query,
-    kind: Kind,
+    query: Question,
     w: Callable[[str], float],
     w_passage: Callable[[str], float],
     para_coverage: float,
@@ -178,7 +179,7 @@ def _scan(
     score under w_passage (which ranks this passage against others)."""
     text = passage.text
     norm = normalize(text)
-    own = query.keywords
+    own = query.keywords_in_order
     extra = query.context_keywords
     found: list[Evidence] = []
     strength = float("-inf")
@@ -202,8 +203,8 @@ def _scan(
                 # a lower-ranked passage must match clearly better (0.8 a rank: the ranking's second stage
                 # already weighs how well each passage restates the question)
                 common = -0.15 * (j - i) - 0.8 * rank - asking_cost
-                if kind.name != "person":
-                    common += _kind_bonus(kind, window)
+                if not _asks_who(query):
+                    common += _kind_bonus(query, window)
                 score, passage_score = (
                     sum(f(t) for t in held) / own_total * 4.0
                     + 0.5 * sum(f(t) for t in sentence_words) / own_total
@@ -220,15 +221,15 @@ def _scan(
     return found, strength
 
 
-def _detached_modifier(query: Query, ev: Evidence) -> bool:
+def _detached_modifier(query: Question, ev: Evidence) -> bool:
     """Whether the answer gives another quantity than the one asked for: the question names it with a
     compound (有机作物种植面积), and the answer's window holds the head (作物, inside 农作物) while the
     modifier (有机) stands only elsewhere in the paragraph."""
     text = normalize(ev.passage.text)
     start, end = widened(ev.passage.text, ev.start, ev.end)
     window = text[start:end]
-    asked = normalize(query.text)
-    ks = query.keywords
+    asked = normalize(query.standalone)
+    ks = query.keywords_in_order
     for a, b in zip(ks, ks[1:], strict=False):
         if min(len(a), len(b)) < 2 or _QUESTION_NUMBER.search(a + b):
             continue
@@ -262,19 +263,14 @@ def widened(text: str, start: int, end: int, limit: int = MAX_ANSWER_CHARS) -> t
 
 
 def _answer_text(
-    ev: Evidence, kind: Kind, script: str, n: int, limit: int = MAX_ANSWER_CHARS, label: bool = True
+    ev: Evidence, question: Question, script: str, n: int, limit: int = MAX_ANSWER_CHARS, label: bool = True
 ) -> str:
     text = ev.passage.text
     start, end = widened(text, ev.start, ev.end, limit)
     body = text[start:end].rstrip("，,、；;：:")
     sentence_start = next((a for a, b in sentences(text) if a <= start < b), start)
     prefix = "…" if start > sentence_start else ""
-    if (
-        label
-        and kind.name == "person"
-        and ev.passage.speaker
-        and not _names_speaker(body, ev.passage.speaker)
-    ):
+    if label and _asks_who(question) and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
         body = f"{ev.passage.speaker}：{body}"
         prefix = ""
     if script_of(text) != script:
@@ -299,7 +295,7 @@ def _citation(ev: Evidence, n: int) -> Citation:
 
 def compose(
     question: str,
-    parts: Sequence[tuple[Query, Sequence[Passage]]],
+    parts: Sequence[tuple[Question, Sequence[Passage]]],
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
     depth: int = 3,
@@ -308,15 +304,15 @@ def compose(
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 
-    parts: one (query, ranked passages) pair, or one per subject for a comparison across documents.
+    parts: one (analysed question, ranked passages) pair, or one per subject for a comparison across documents.
     """
     script = script_of(question)
-    kind = question_kind(question)
+    asked = parts[0][0]
     shown: dict[tuple[str, int], Passage] = {}
     for _, passages in parts:
         for p in passages:
             shown.setdefault((p.doc, p.paragraph), p)
-    standalone = parts[0][0].text if len(parts) == 1 else question
+    standalone = parts[0][0].standalone if len(parts) == 1 else question
     refusal = Answer(
         question=question,
         text=NOT_FOUND[script],
@@ -324,7 +320,7 @@ def compose(
         passages=list(shown.values()),
         standalone_question=standalone,
     )
-    asks_about_questions = asks_who_asked(question) and not asks_who_answered(question)
+    asks_about_questions = asked.asks_who_asked and not asked.asks_who_answered
     chosen: list[Evidence] = []
     missing: list[str] = []
     runner: Evidence | None = None
@@ -335,7 +331,7 @@ def compose(
             if is_questioner(p.speaker) and not asks_about_questions:
                 continue  # a journalist's turn asks; it never answers
             found = (
-                windows(p, rank, query, kind, weight, asks_about_questions)
+                windows(p, rank, query, weight, asks_about_questions)
                 if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
                 else []
             )
@@ -353,8 +349,8 @@ def compose(
         if (
             ev is None
             or ev.coverage < needed
-            or _kind_bonus(kind, normalize(ev.passage.text[ev.start : ev.end])) < 0
-            or (kind.name == "number" and _detached_modifier(query, ev))
+            or _kind_bonus(query, normalize(ev.passage.text[ev.start : ev.end])) < 0
+            or (query.kind is QuestionKind.NUMBER and _detached_modifier(query, ev))
         ):
             missing.extend(query.entities[:1])
             continue
@@ -387,7 +383,7 @@ def compose(
             citations.append(c)
         # a second part of the same passage does not repeat the speaker's label
         same = any(o is not ev and o.passage is ev.passage and o.start < ev.start for o in chosen)
-        texts.append(_answer_text(ev, kind, script, n, limit, label=not same))
+        texts.append(_answer_text(ev, asked, script, n, limit, label=not same))
     texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
     return Answer(
         question=question,

@@ -18,13 +18,9 @@ from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
 from rag.locking import Notify
-from rag.question import Question, analyse_question
+from rag.question import Question, QuestionKind, analyse_question
 from rag.retrieval import (
     FusionWeights,
-    Query,
-    analyse,
-    asks_who_answered,
-    asks_who_asked,
     documents_compared,
     fuse,
     is_questioner,
@@ -35,7 +31,6 @@ from rag.retrieval import (
     split_subjects,
     subject_coverage,
     top_rows,
-    with_place_stems,
 )
 from rag.short_answer import with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
@@ -236,29 +231,29 @@ class Engine:
     def _check(self, question: str) -> str:
         return checked_question(question, self.settings.max_question_chars)
 
-    def _rank(self, query: Query, k: int) -> list[Passage]:
+    def _rank(self, query: Question, k: int) -> list[Passage]:
         store = self.store
         if not store.rows:
             return []
         mode = self.settings.fusion
         zeros = np.zeros(len(store.rows), dtype=np.float32)
-        lexical = store.bm25_scores(query.terms) if mode != "dense" else zeros
+        lexical = store.bm25_scores(list(query.terms)) if mode != "dense" else zeros
         # BM25-only mode never looks at the dense side: do not embed the question for it.
         vector = self._question_vector(query) if mode != "bm25" else None
         dense = store.dense_scores(vector, self.settings.candidates) if vector is not None else zeros
         docs = [row.paragraph.doc for row in store.rows]
         subject = subject_coverage(query.entities, store.doc_text, docs)
         fused = fuse(dense, lexical, subject, mode, self.weights)
-        if mode == "hybrid" and query.kind.name in ("number", "date"):
+        if mode == "hybrid" and query.kind in (QuestionKind.NUMBER, QuestionKind.DATE):
             # Answer-type reranking: among the leading candidates, prefer paragraphs that hold a figure
             # with the measure word asked for (几家 → "14家") or a date.
             for i in top_rows(fused, 10):
-                if fits(query.kind, normalize(store.rows[i].paragraph.text)):
+                if fits(query, normalize(store.rows[i].paragraph.text)):
                     fused[i] += self.weights.kind
         if mode == "hybrid" and vector is not None:
             self._rerank(query, fused)
             self._settle(query, fused, vector)
-        replies = self._press_conference_turns(query.text, fused) if mode == "hybrid" else {}
+        replies = self._press_conference_turns(query, fused) if mode == "hybrid" else {}
         out = []
         for i in top_rows(fused, k):
             p = store.rows[i].paragraph
@@ -281,13 +276,13 @@ class Engine:
             )
         return out
 
-    def _rerank(self, query: Query, fused: np.ndarray) -> None:
+    def _rerank(self, query: Question, fused: np.ndarray) -> None:
         """Second stage: the leading paragraphs gain how closely they restate the question."""
         lead = top_rows(fused, self.weights.depth)
         texts = [self.store.rows[i].paragraph.text for i in lead]
-        fused[lead] += restatement_gain(restatement(query.text, texts, self._pair_weight), self.weights)
+        fused[lead] += restatement_gain(restatement(query, texts, self._pair_weight), self.weights)
 
-    def _settle(self, query: Query, fused: np.ndarray, vector: np.ndarray) -> None:
+    def _settle(self, query: Question, fused: np.ndarray, vector: np.ndarray) -> None:
         """Third stage, for close calls only: the leading paragraphs are reordered by the embedder's
         similarity of the question to each one's closest sentence and by the strength of the evidence window
         the answerer would cite from it. Sibling paragraphs of one article share the question's words; the
@@ -296,7 +291,7 @@ class Engine:
         for the few sentences that hold most of the question, and each vector is kept for later questions.
         A question longer than a sentence is not settled: its vector says little about any one sentence."""
         w = self.weights
-        if len(query.text) > MAX_SETTLED_QUESTION_CHARS:
+        if len(query.standalone) > MAX_SETTLED_QUESTION_CHARS:
             return
         lead = top_rows(fused, w.settle_depth)
         if len(lead) < 2 or fused[lead[0]] - fused[lead[1]] >= w.settle_margin:
@@ -307,26 +302,22 @@ class Engine:
         fused[[lead[j] for j in order]] = fused[lead]  # the leading scores, handed out in the settled order
 
     def sentence_evidence(
-        self, query: Query, paragraphs: Sequence[Paragraph], vector: np.ndarray
+        self, query: Question, paragraphs: Sequence[Paragraph], vector: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """What the third stage weighs for each paragraph: the cosine of the question's vector with its
         closest sentence, and the strength of the evidence window the answerer would cite from it."""
         n = self.weights.settle_sentences
         closest = np.array(
             [
-                self._closest_sentence(
-                    p, restating_sentences(query.text, p.text, self._pair_weight, n), vector
-                )
+                self._closest_sentence(p, restating_sentences(query, p.text, self._pair_weight, n), vector)
                 for p in paragraphs
             ]
         )
-        asks_about_questions = asks_who_asked(query.text)
+        asks_about_questions = query.asks_who_asked
         strength = np.array(
             [
                 found[0].strength
-                if (
-                    found := windows(_as_passage(p), 0, query, query.kind, self._weight, asks_about_questions)
-                )
+                if (found := windows(_as_passage(p), 0, query, self._weight, asks_about_questions))
                 else _NO_EVIDENCE
                 for p in paragraphs
             ]
@@ -342,13 +333,13 @@ class Engine:
         chosen = [row[s] for s in spans if s in row] or list(range(len(stored)))
         return float((stored[chosen] @ vector).max())
 
-    def _press_conference_turns(self, question: str, fused: np.ndarray) -> dict[int, str]:
+    def _press_conference_turns(self, question: Question, fused: np.ndarray) -> dict[int, str]:
         """Questions about a press conference's turns: 哪家媒体问了… prefers a journalist's turn among
         the leading candidates; …的提问是谁回答的 ranks first the reply that follows the best-matching
         journalist's turn (the reply rarely repeats the question's words)."""
         rows = self.store.rows
-        who_answered = asks_who_answered(question)
-        if not who_answered and not asks_who_asked(question):
+        who_answered = question.asks_who_answered
+        if not who_answered and not question.asks_who_asked:
             return {}
         for i in top_rows(fused, 10):
             if not is_questioner(rows[i].paragraph.speaker):
@@ -364,17 +355,19 @@ class Engine:
             return {}
         return {}
 
-    def _analyse(self, question: str, history: History | None) -> Query:
-        return with_place_stems(analyse(question, history), self.store.idf)
+    def _analyse(self, question: str, history: History | None) -> Question:
+        """The question analysed once, folded after the history's last turn when it leans on it, with the
+        place stems this index knows with a suffix among its subjects."""
+        return analyse_question(question, history, self.store.idf)
 
-    def _parts(self, query: Query, k: int) -> list[tuple[Query, list[Passage]]]:
+    def _parts(self, query: Question, k: int) -> list[tuple[Question, list[Passage]]]:
         """One ranking, or one per side of a comparison: per named subject that no one document holds with
         the others (左权县和左云县…), or per document when the question asks about each of several without
         naming them (两个县分别…): the leading documents, each with its own best paragraphs."""
         split = split_subjects(query, self.store.doc_text)
         if len(split) > 1:
             return [(q, self._rank(q, k)) for q in split]
-        sides = documents_compared(query.text) if not query.entities else 0
+        sides = documents_compared(query.standalone) if not query.entities else 0
         if sides > 1 and len(self.store.doc_text) > 1:
             by_doc: dict[str, list[Passage]] = {}
             for p in self._rank(query, max(k, _SIDE_CANDIDATES)):
@@ -382,7 +375,7 @@ class Engine:
             return [(query, ranked[:k]) for ranked in list(by_doc.values())[:sides]]
         return [(query, self._rank(query, k))]
 
-    def _passages(self, query: Query, k: int) -> list[Passage]:
+    def _passages(self, query: Question, k: int) -> list[Passage]:
         """Ranked passages; the rankings of a comparison's sides are interleaved."""
         parts = self._parts(query, k)
         if len(parts) == 1:
@@ -424,26 +417,25 @@ class Engine:
         single = len(parts) == 1
         extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
         if single:
-            asked = analyse_question(question)
             extractive = with_short_answer(
-                extractive, asked, similarities=pinned._cited_similarities(extractive, query)
+                extractive, query, similarities=pinned._cited_similarities(extractive, query)
             )
             extractive = pinned._with_similarity(extractive, query)
-            extractive = with_fitted_refusal(extractive, asked, pinned.store.doc_text)
+            extractive = with_fitted_refusal(extractive, query, pinned.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
 
             for item in generative_stream(question, history, passages, extractive, self.settings):
                 if isinstance(item, Answer) and single:
-                    item = pinned._scored_generative(item, analyse_question(question), query)
+                    item = pinned._scored_generative(item, query)
                 yield item
             return
         for i in range(0, len(extractive.text), 8):
             yield extractive.text[i : i + 8]
         yield extractive
 
-    def _scored_generative(self, answer: Answer, asked: Question, query: Query) -> Answer:
+    def _scored_generative(self, answer: Answer, query: Question) -> Answer:
         """A model's verified answer with `confidence` and `found` from the fitted refusal over the sentence
         it cites (the extractive answer's scorer, so both answerers mean the same by them); below the
         threshold it becomes a refusal that says why. A fallback to the extractive answer is already scored."""
@@ -451,8 +443,8 @@ class Engine:
             return answer
         cited = answer.citations[0]
         probe = Answer(answer.question, cited.quote, True, citations=[cited], passages=list(answer.passages))
-        probe = with_short_answer(probe, asked, similarities=self._cited_similarities(probe, query))
-        probe = with_fitted_refusal(self._with_similarity(probe, query), asked, self.store.doc_text)
+        probe = with_short_answer(probe, query, similarities=self._cited_similarities(probe, query))
+        probe = with_fitted_refusal(self._with_similarity(probe, query), query, self.store.doc_text)
         if probe.found:
             return replace(answer, confidence=probe.confidence)
         return replace(
@@ -467,7 +459,7 @@ class Engine:
             ],
         )
 
-    def _question_vector(self, query: Query) -> np.ndarray:
+    def _question_vector(self, query: Question) -> np.ndarray:
         """The embedder's vector of the question (its bounded tail), embedded once per question."""
         text = _dense_text(query)
         with self._vectors_lock:
@@ -482,7 +474,7 @@ class Engine:
                 self._vectors.popitem(last=False)
         return vector
 
-    def _with_similarity(self, answer: Answer, query: Query) -> Answer:
+    def _with_similarity(self, answer: Answer, query: Question) -> Answer:
         """The answer with the embedder's cosine of the question with its quoted sentence and with the
         closest sentence of the leading passages (stored sentence vectors: nothing is embedded but the question),
         so that wording that differs from the document's (GDP / 地区生产总值) still counts for the refusal."""
@@ -506,7 +498,7 @@ class Engine:
             best_similarity=max(best + quoted, default=0.0),
         )
 
-    def _cited_similarities(self, answer: Answer, query: Query) -> dict[tuple[int, int], float]:
+    def _cited_similarities(self, answer: Answer, query: Question) -> dict[tuple[int, int], float]:
         """The embedder's cosine of the question with each sentence of the paragraph the answer cites, by span
         (what the sentence model reads besides the words); empty without a dense side or a citation."""
         if not answer.found or not answer.citations or self.settings.fusion == "bm25":
@@ -555,13 +547,13 @@ def _as_passage(p: Paragraph) -> Passage:
     )
 
 
-def _dense_text(query: Query) -> str:
-    return to_simplified(query.text[-MAX_QUERY_EMBED_CHARS:])
+def _dense_text(query: Question) -> str:
+    return to_simplified(query.standalone[-MAX_QUERY_EMBED_CHARS:])
 
 
 def question_embedding_text(question: str) -> str:
     """What the engine embeds for a question asked without history (the fitting scripts embed the same)."""
-    return _dense_text(analyse(question, None))
+    return _dense_text(analyse_question(question))
 
 
 def _progress(progress: bool | Progress) -> Progress | None:

@@ -1,19 +1,24 @@
-"""A question analysed once into a frozen value: what it asks for, about whom, in which words.
+"""A question analysed once into a frozen value: what it asks for, about whom, in which words, and what a
+follow-up carries over from the turn before.
 
-Every later stage (sentences, spans, scoring) reads this value; none re-normalises or re-segments the
-question. Pure: `analyse_question` takes a string and returns a `Question`.
+Every later stage (retrieval, the answerer's rules, sentences, spans, scoring, refusal) reads this value;
+none re-normalises or re-segments the question. Pure: `analyse_question` takes the question, the chat
+history and the index's vocabulary and returns a `Question`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property, lru_cache
 from typing import Literal
 
-from rag.retrieval import subject_words
-from rag.text import HANT, keywords, normalize, question_chars, question_pairs, script_of
+import jieba
+import jieba.posseg as pseg
+
+from rag.text import HANT, STOP_WORDS, keywords, normalize, question_chars, question_pairs, script_of, words
 
 # A question longer than this is a pasted text followed by the question itself, which ends it: only the
 # last MAX_ANALYSED_CHARS characters are segmented (CMRC 2018 / DRCD dev questions are at most ~90 long).
@@ -22,6 +27,21 @@ MAX_ANALYSED_CHARS = 256
 MAX_KEYWORDS = 24
 
 Script = Literal["simplified", "traditional"]
+History = Sequence[Mapping[str, str]]
+
+COMMON_WORD = 500  # jieba dictionary frequency from which a word is too common to name one subject
+_ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
+PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
+# Suffixes with which a bare place stem in a question (左权) names a place the documents know (左权县).
+_STEM_SUFFIXES = "县市省区镇乡村州"
+_ASKS_WHO_ASKED = re.compile(r"(谁|哪家|哪个|哪位|什么).{0,8}(问|提问)|问了|提问了")
+_ASKS_WHO_ANSWERED = re.compile(
+    r"(谁|哪位|什么人).{0,4}(回答|答复|解答)|(回答|答复|解答)的?是谁|由谁(回答|答复|解答)"
+)
+# A turn that opens with one of these leans on the one before (其中规模以上的有几家?).
+_ANAPHORA = re.compile(
+    r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|还有|另外|再|比|与之|同期|相比)"
+)
 
 
 class QuestionKind(Enum):
@@ -67,7 +87,7 @@ _KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
     (
         QuestionKind.NUMBER,
         re.compile(
-            r"多少|几(?![乎何])|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|比例|百分之|比重|占比|增速|增长率"
+            r"多少|(?<!哪)几(?![乎何])|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|比例|百分之|比重|占比|增速|增长率"
         ),
     ),
     (
@@ -128,11 +148,54 @@ class Question:
     after: str  # the matching form after it, trailing 吗/呢/? trimmed
     pairs: frozenset[str]  # its character pairs, none across an interrogative (see rag.text.question_pairs)
     chars: str  # its characters without interrogatives and punctuation, in order
+    # Follow-up resolution and what retrieval reads (the fields above describe the turn as asked):
+    standalone: str  # the turn folded after the previous user turn when it leans on it, else the turn
+    focus: tuple[str, ...]  # the turn's content words, jieba search mode (what BM25 matches)
+    context: tuple[str, ...]  # content words carried over from the previous turn (search mode)
+    context_keywords: tuple[
+        str, ...
+    ]  # the previous turn's keywords the turn lacks (answer windows weigh them)
+    entities: tuple[str, ...]  # subjects documents are held to: the turn's, carried ones, known place stems
 
     @cached_property
     def words(self) -> tuple[str, ...]:
         """The keywords without their weights."""
         return tuple(w for w, _ in self.keywords)
+
+    @cached_property
+    def keywords_in_order(self) -> tuple[str, ...]:
+        """The keywords in the order the question says them (neighbouring words form compounds)."""
+        return tuple(sorted(self.words, key=self.normalized.find))
+
+    @cached_property
+    def terms(self) -> tuple[str, ...]:
+        """What BM25 matches: the turn's words, then the carried ones."""
+        return self.focus + tuple(w for w in self.context if w not in self.focus)
+
+    @cached_property
+    def standalone_pairs(self) -> frozenset[str]:
+        """The character pairs of the standalone question (what the ranking's second stage looks for)."""
+        return frozenset(question_pairs(self.standalone))
+
+    @cached_property
+    def standalone_chars(self) -> str:
+        """The standalone question's characters without interrogatives and punctuation, in order."""
+        return question_chars(self.standalone)
+
+    @cached_property
+    def asks_who_asked(self) -> bool:
+        """A question about a press conference's questioner (哪家媒体问了…)."""
+        return bool(_ASKS_WHO_ASKED.search(normalize(self.standalone)))
+
+    @cached_property
+    def asks_who_answered(self) -> bool:
+        """A question about who replied to a question at a press conference (…的提问是谁回答的)."""
+        return bool(_ASKS_WHO_ANSWERED.search(normalize(self.standalone)))
+
+    @property
+    def is_follow_up(self) -> bool:
+        """Whether the turn was folded with the one before."""
+        return self.standalone != self.text
 
     @cached_property
     def keyword_weight(self) -> float:
@@ -193,8 +256,48 @@ def _around_interrogative(normalized: str) -> tuple[str, str, str]:
     return normalized[m.start() : end], before, after
 
 
-def analyse_question(text: str) -> Question:
-    """Analyse a question once: kind, measure word, subjects, years and figures, weighted keywords, script."""
+def subject_words(text: str) -> list[str]:
+    """Places, organisations and names in a text (jieba POS tags and administrative suffixes)."""
+    found: list[str] = []
+    tagged = pseg.lcut(normalize(text))
+    freq = jieba.dt.FREQ  # read after segmenting: jieba fills its dictionary on first use
+    for token, tag in tagged:
+        if len(token) < 2 or token in STOP_WORDS:
+            continue
+        # Common words (城市, 地区, 小区) end like places but name no one place: the dictionary knows them well.
+        if (tag in _ENTITY_TAGS or PLACE_SUFFIX.match(token)) and freq.get(token, 0) < COMMON_WORD:
+            found.append(token)
+    return list(dict.fromkeys(found))
+
+
+def needs_history(question: str, entities: Sequence[str]) -> bool:
+    """A follow-up leans on the previous turn: it opens with a pointing or comparing word, or it is a
+    fragment that names no subject ("林木覆盖率呢?"). A complete new question stands alone."""
+    q = normalize(question).strip().rstrip("?？!！。 ")
+    if _ANAPHORA.match(q) or q.endswith("呢"):
+        return True
+    return not entities and len(keywords(q)) <= 2
+
+
+def place_stems(focus: Sequence[str], entities: Sequence[str], vocabulary: Mapping[str, float]) -> list[str]:
+    """Bare place stems among a question's words that the documents know with a suffix (左权 → 左权县)."""
+    return [
+        w
+        for w in focus
+        if len(w) >= 2
+        and w not in entities
+        and not any(w in e for e in entities)
+        and jieba.dt.FREQ.get(w, 0) < COMMON_WORD  # 管理 + 局 is a word, but 管理 names no place
+        and any(w + suffix in vocabulary for suffix in _STEM_SUFFIXES)
+    ]
+
+
+def analyse_question(
+    text: str, history: History | None = None, vocabulary: Mapping[str, float] | None = None
+) -> Question:
+    """Analyse a question once: kind, measure word, subjects, years and figures, weighted keywords, script;
+    folded after the last user turn of `history` when it leans on it; place stems the index's `vocabulary`
+    (its words) knows with a suffix count as subjects."""
     part = text[-MAX_ANALYSED_CHARS:]
     normalized = normalize(part)
     ranked = sorted(
@@ -202,12 +305,26 @@ def analyse_question(text: str) -> Question:
     )
     years, figures = _years_and_figures(normalized)
     interrogative, before, after = _around_interrogative(normalized)
+    subjects = subject_words(part)
+    focus = words(text)
+    standalone, context, context_keywords, entities = text, [], [], list(subjects)
+    previous = [h.get("content", "") for h in (history or []) if h.get("role", "user") == "user"]
+    previous = [p for p in previous if p.strip() and p.strip() != text.strip()]
+    if previous and needs_history(text, subjects):
+        last = previous[-1]
+        standalone = f"{last} {text}"
+        context = [w for w in words(last) if w not in focus]
+        entities += [e for e in subject_words(last) if e not in entities]
+        own = {w for w, _ in ranked}
+        context_keywords = [w for w in keywords(last) if w not in own]
+    if vocabulary:
+        entities += place_stems(focus, entities, vocabulary)
     return Question(
         text=text,
         normalized=normalized,
         kind=question_kind(normalized),
         measure=measure_word(normalized),
-        subjects=tuple(subject_words(part)),
+        subjects=tuple(subjects),
         years=years,
         figures=figures,
         keywords=tuple(ranked[:MAX_KEYWORDS]),
@@ -217,4 +334,9 @@ def analyse_question(text: str) -> Question:
         after=after,
         pairs=frozenset(question_pairs(part)),
         chars=question_chars(part),
+        standalone=standalone,
+        focus=tuple(focus),
+        context=tuple(context),
+        context_keywords=tuple(context_keywords),
+        entities=tuple(entities),
     )

@@ -1,4 +1,4 @@
-"""Pure ranking over values: question analysis, follow-up folding and hybrid fusion.
+"""Pure ranking over values: hybrid fusion, subject coverage and the three ranking stages.
 
 Why not plain reciprocal-rank fusion: on short, similar press releases RRF lets a weak dense ranking
 outvote a confident BM25 one. Here each retriever's scores are standardised over its own top
@@ -12,104 +12,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jieba
-import jieba.posseg as pseg
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
 from rag.errors import RagError
-from rag.text import (
-    STOP_WORDS,
-    char_pairs,
-    keywords,
-    normalize,
-    question_chars,
-    question_pairs,
-    sentences,
-    words,
-)
+from rag.question import PLACE_SUFFIX, Question
+from rag.text import char_pairs, normalize, sentences
 
-_COMMON = 500  # jieba dictionary frequency from which a word is too common to name one subject
-_ENTITY_TAGS = {"ns", "nr", "nt", "nz", "nrt", "nrfg"}
-_PLACE_SUFFIX = re.compile(r"^.{1,8}(?:省|市|县|区|州|镇|乡|村|旗|盟|局|厅|委|院|公司|集团|大学|银行)$")
 # Each side of a comparison is ranked on its own (an embedding and a ranking each): a question naming more
 # subjects than this is a long text that happens to name places, not a comparison, and is ranked once.
 MAX_COMPARED_SUBJECTS = 4
 _COMPARISON = re.compile(r"和|与|及|跟|、|同|分别|各|哪个|比较|相比|对比|两")
-_ANAPHORA = re.compile(
-    r"^(?:其中|其|它|它们|他|她|他们|她们|这|那|该|此|上述|前者|后者|那么|还有|另外|再|比|与之|同期|相比)"
-)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What a question asks for."""
-
-    name: str  # "number", "date", "person", "other"
-    unit: str = ""  # the measure word after 多少/几 ("家", "亩", "公里")
-
-
-_UNIT_AFTER = re.compile(r"(?:多少|几)([^\s，。？?的是有在了]{1,3})")
-
-
-def question_kind(question: str) -> Kind:
-    q = normalize(question)
-    if re.search(r"什么时候|何时|哪一年|哪年|几月|几号|哪天|什么时间|哪个时期|何年|年份|日期", q):
-        return Kind("date")
-    if re.search(
-        r"谁|哪位|何人|什么人|哪个人|名字|发言人|主持人|哪家媒体|哪个媒体|哪个单位|哪个部门|什么单位", q
-    ):
-        return Kind("person")
-    if re.search(
-        r"多少|几|多大|多长|多高|多久|多远|比例|百分之|比重|占比|增速|增长率|多重|多深", q
-    ) and not re.search(r"哪几|有几种|几方面|几个方面", q):
-        m = _UNIT_AFTER.search(q)
-        unit = m.group(1) if m else ""
-        return Kind("number", "" if unit == "个" else unit[:2])
-    return Kind("other")
-
-
-_ASKS_WHO_ASKED = re.compile(r"(谁|哪家|哪个|哪位|什么).{0,8}(问|提问)|问了|提问了")
-_ASKS_WHO_ANSWERED = re.compile(
-    r"(谁|哪位|什么人).{0,4}(回答|答复|解答)|(回答|答复|解答)的?是谁|由谁(回答|答复|解答)"
-)
-
-
-def asks_who_asked(question: str) -> bool:
-    """A question about a press conference's questioner (哪家媒体问了…)."""
-    return bool(_ASKS_WHO_ASKED.search(normalize(question)))
-
-
-def asks_who_answered(question: str) -> bool:
-    """A question about who replied to a question at a press conference (…的提问是谁回答的)."""
-    return bool(_ASKS_WHO_ANSWERED.search(normalize(question)))
 
 
 def is_questioner(speaker: str) -> bool:
     """A journalist's turn at a press conference (记者, 山西农民报记者)."""
     return normalize(speaker).endswith("记者")
-
-
-@dataclass(frozen=True)
-class Query:
-    """A question as the retriever and the answerer see it."""
-
-    text: str  # the question as asked (after history folding: the standalone form)
-    focus: list[str]  # content words of the question itself (matching form, jieba search mode: for BM25)
-    context: list[str] = field(default_factory=list)  # content words carried over from earlier turns
-    entities: list[str] = field(default_factory=list)  # subject words: places, organisations, people
-    keywords: list[str] = field(default_factory=list)  # the question's words without overlaps: for answers
-    context_keywords: list[str] = field(default_factory=list)
-    kind: Kind = field(default_factory=lambda: Kind("other"))  # what the question asks for
-
-    @property
-    def terms(self) -> list[str]:
-        return self.focus + [w for w in self.context if w not in self.focus]
 
 
 _EACH_DOCUMENT = re.compile(
@@ -123,68 +47,6 @@ def documents_compared(question: str) -> int:
     """How many documents a question compares without naming them (两个县分别…: 2), else 0."""
     m = _EACH_DOCUMENT.search(normalize(question))
     return _COUNT[m.group(1)] if m else 0
-
-
-def subject_words(text: str) -> list[str]:
-    """Places, organisations and names in a question (jieba POS tags and administrative suffixes)."""
-    found: list[str] = []
-    freq = jieba.dt.FREQ
-    for token, tag in pseg.lcut(normalize(text)):
-        if len(token) < 2 or token in STOP_WORDS:
-            continue
-        # Common words (城市, 地区, 小区) end like places but name no one place: the dictionary knows them well.
-        if (tag in _ENTITY_TAGS or _PLACE_SUFFIX.match(token)) and freq.get(token, 0) < _COMMON:
-            found.append(token)
-    return list(dict.fromkeys(found))
-
-
-def needs_history(question: str, entities: Sequence[str]) -> bool:
-    """A follow-up leans on the previous turn: it opens with a pointing or comparing word, or it is a
-    fragment that names no subject ("林木覆盖率呢?"). A complete new question stands alone."""
-    q = normalize(question).strip().rstrip("?？!！。 ")
-    if _ANAPHORA.match(q) or q.endswith("呢"):
-        return True
-    return not entities and (q.endswith("呢") or len(keywords(q)) <= 2)
-
-
-def analyse(question: str, history: Sequence[Mapping[str, str]] | None = None) -> Query:
-    """The question's words and subject, folded together with the last user turn when it is a follow-up."""
-    focus = words(question)
-    own = keywords(question)
-    entities = subject_words(question)
-    previous = [h.get("content", "") for h in (history or []) if h.get("role", "user") == "user"]
-    previous = [p for p in previous if p.strip() and p.strip() != question.strip()]
-    if previous and needs_history(question, entities):
-        last = previous[-1]
-        context = [w for w in words(last) if w not in focus]
-        carried = [e for e in subject_words(last) if e not in entities]
-        carried_keywords = [w for w in keywords(last) if w not in own]
-        return Query(
-            f"{last} {question}",
-            focus,
-            context,
-            entities + carried,
-            own,
-            carried_keywords,
-            question_kind(question),
-        )
-    return Query(text=question, focus=focus, entities=entities, keywords=own, kind=question_kind(question))
-
-
-def with_place_stems(query: Query, vocabulary: Mapping[str, float]) -> Query:
-    """Count a bare place stem as a subject when the documents know it with its suffix (左权 → 左权县)."""
-    extra = [
-        w
-        for w in query.focus
-        if len(w) >= 2
-        and w not in query.entities
-        and not any(w in e for e in query.entities)
-        and jieba.dt.FREQ.get(w, 0) < _COMMON  # 管理 + 局 is a word, but 管理 names no place
-        and any(w + suffix in vocabulary for suffix in "县市省区镇乡村州")
-    ]
-    if not extra:
-        return query
-    return replace(query, entities=query.entities + extra)
 
 
 def subject_coverage(entities: Sequence[str], doc_text: Mapping[str, str], docs: Sequence[str]) -> np.ndarray:
@@ -204,7 +66,7 @@ def holds(doc_text: str, entity: str) -> bool:
 
 
 def _contained(entity: str, text: str) -> bool:
-    stem = entity[:-1] if len(entity) >= 3 and _PLACE_SUFFIX.match(entity) else ""
+    stem = entity[:-1] if len(entity) >= 3 and PLACE_SUFFIX.match(entity) else ""
     if stem and stem in text:
         return True
     # A longer word jieba's dictionary does not know is its own guess at a word boundary (宋将名 out of
@@ -214,28 +76,36 @@ def _contained(entity: str, text: str) -> bool:
     return False
 
 
-def split_subjects(query: Query, doc_text: Mapping[str, str]) -> list[Query]:
-    """One query per subject when the question names several that no single document holds together
-    (a comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own."""
-    if not 2 <= len(query.entities) <= MAX_COMPARED_SUBJECTS or not _COMPARISON.search(normalize(query.text)):
-        return [query]
-
-    if any(all(holds(t, e) for e in query.entities) for t in doc_text.values()):
-        return [query]
-    if not all(any(holds(t, e) for t in doc_text.values()) for e in query.entities):
-        return [query]  # a subject no document holds: nothing to split, the answerer will refuse
+def split_subjects(question: Question, doc_text: Mapping[str, str]) -> list[Question]:
+    """One question per subject when it names several that no single document holds together (a
+    comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own, without the others' words."""
+    entities = question.entities
+    if not 2 <= len(entities) <= MAX_COMPARED_SUBJECTS or not _COMPARISON.search(
+        normalize(question.standalone)
+    ):
+        return [question]
+    if any(all(holds(t, e) for e in entities) for t in doc_text.values()):
+        return [question]
+    if not all(any(holds(t, e) for t in doc_text.values()) for e in entities):
+        return [question]  # a subject no document holds: nothing to split, the answerer will refuse
     out = []
-    for e in query.entities:
-        others = [o for o in query.entities if o != e]
-        text = query.text
+    for e in entities:
+        others = [o for o in entities if o != e]
+        text = question.standalone
         for o in others:
             text = text.replace(o, "")
 
-        def mine(ws: list[str], others: list[str] = others) -> list[str]:
-            return [w for w in ws if not any(w in o or o in w for o in others)]
+        def mine(ws: Sequence[str], others: list[str] = others) -> tuple[str, ...]:
+            return tuple(w for w in ws if not any(w in o or o in w for o in others))
 
         out.append(
-            replace(query, text=text, focus=mine(query.focus), keywords=mine(query.keywords), entities=[e])
+            replace(
+                question,
+                standalone=text,
+                focus=mine(question.focus),
+                keywords=tuple((w, x) for w, x in question.keywords if mine([w])),
+                entities=(e,),
+            )
         )
     return out
 
@@ -354,7 +224,7 @@ def fuse(
     return (w.lexical * z_lex + w.dense * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
 
 
-def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str], float]) -> np.ndarray:
+def restatement(question: Question, texts: Sequence[str], pair_weight: Callable[[str], float]) -> np.ndarray:
     """How closely each paragraph restates the question: one row per text, three shares in [0, 1] (the
     question's character pairs the paragraph holds, those its best sentence holds, and the question's
     characters its best sentence holds in the same order).
@@ -365,9 +235,9 @@ def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str]
     the paragraph differently; rare pairs weigh more (pair_weight: idf over the indexed paragraphs).
     """
     out = np.zeros((len(texts), 3), dtype=np.float32)
-    asked = question_pairs(question)
+    asked = question.standalone_pairs
     total = sum(pair_weight(b) for b in asked)
-    chars = question_chars(question)
+    chars = question.standalone_chars
     if not total or not chars:
         return out
 
@@ -382,20 +252,20 @@ def restatement(question: str, texts: Sequence[str], pair_weight: Callable[[str]
     return out
 
 
-def _held(asked: set[str], norm: str, pair_weight: Callable[[str], float]) -> float:
+def _held(asked: frozenset[str], norm: str, pair_weight: Callable[[str], float]) -> float:
     """The weight of the asked character pairs that a matching-form text holds."""
     return sum(pair_weight(b) for b in asked & char_pairs(norm))
 
 
 def restating_sentences(
-    question: str, text: str, pair_weight: Callable[[str], float], n: int
+    question: Question, text: str, pair_weight: Callable[[str], float], n: int
 ) -> list[tuple[int, int]]:
     """Spans of the n sentences of a paragraph that hold most of the question's character pairs (rarity-
     weighted), in reading order: the ones worth embedding to compare with the question."""
     spans = sentences(text) or [(0, len(text))]
     if len(spans) <= n:
         return spans
-    asked = question_pairs(question)
+    asked = question.standalone_pairs
     norm = normalize(text)
     held = [_held(asked, norm[a:b], pair_weight) for a, b in spans]
     best = sorted(range(len(spans)), key=lambda i: (-held[i], i))[:n]

@@ -1,7 +1,7 @@
 """Pure logic of the extractive answerer: windows, widening, coverage, runner-up parts, refusals."""
 
 from rag.answer import compose, coverage, widened, windows
-from rag.retrieval import Kind, analyse
+from rag.question import analyse_question as analyse
 from rag.text import keywords
 from rag.types import Passage
 
@@ -30,7 +30,7 @@ def test_coverage_leaves_figures_to_their_own_check():
 
 def test_a_word_in_every_sentence_weighs_less_than_one_in_a_single_sentence():
     text = "黑鱼分布于南海。黑鱼体长可达20公分。黑鱼以藻类为食。"
-    found = windows(Passage("a.txt", 1, text, 1.0), 0, analyse("黑鱼的体长是多少?"), Kind("number"), weight)
+    found = windows(Passage("a.txt", 1, text, 1.0), 0, analyse("黑鱼的体长是多少?"), weight)
     assert "体长" in text[found[0].start : found[0].end]
 
 
@@ -74,7 +74,7 @@ def test_the_word_a_paragraph_opens_with_does_not_pull_the_window_to_the_opening
         "阿马里洛是美国德克萨斯州西北部的一个城市，是波特县县治。面积233.9平方公里。1887年开埠，原名奥奈达。"
     )
     query = analyse("阿马里洛的原名是什么?")
-    found = windows(Passage("a.txt", 1, text, 1.0), 0, query, Kind("other"), weight)
+    found = windows(Passage("a.txt", 1, text, 1.0), 0, query, weight)
     assert "原名" in text[found[0].start : found[0].end]
     opening = next(e for e in found if e.start == 0)
     assert found[0].strength > opening.score  # between passages the topic word counts in full

@@ -14,7 +14,8 @@ import pytest
 from rag.conversation import HISTORY_BUDGET_CHARS
 from rag.engine import MAX_QUERY_EMBED_CHARS, Engine
 from rag.errors import QuestionError
-from rag.retrieval import MAX_COMPARED_SUBJECTS, analyse, split_subjects
+from rag.question import analyse_question as analyse
+from rag.retrieval import MAX_COMPARED_SUBJECTS, split_subjects
 from tests.conftest import KeywordEmbedder
 
 PARAGRAPHS = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 
 import pytest
@@ -116,3 +118,71 @@ def test_a_long_question_analyses_quickly_with_bounded_keywords() -> None:
     assert time.perf_counter() - started < 0.5
     assert len(q.keywords) <= MAX_KEYWORDS
     assert q.kind is QuestionKind.NUMBER and q.measure == "家"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("津蓟铁路沿线设置了哪几个站点?", QuestionKind.OTHER),  # 哪几 asks for names, not a count
+        ("左云县有几家专精特新企业?", QuestionKind.NUMBER),
+    ],
+)
+def test_which_few_is_not_a_count(question: str, kind: QuestionKind) -> None:
+    assert analyse_question(question).kind is kind
+
+
+LAST = [{"role": "user", "content": "左云县有多少家活性炭企业?"}, {"role": "assistant", "content": "14家"}]
+
+
+@pytest.mark.parametrize(
+    ("question", "follows", "carried"),
+    [
+        ("其中规模以上的有几家?", True, "左云县"),  # opens with a pointing word
+        ("左权县呢?", True, "左云县"),  # a fragment ending in 呢
+        ("左权县的地区生产总值是多少?", False, None),  # a complete question stands alone
+    ],
+)
+def test_a_follow_up_is_folded_after_the_last_user_turn(
+    question: str, follows: bool, carried: str | None
+) -> None:
+    q = analyse_question(question, LAST)
+    assert q.is_follow_up is follows
+    assert q.text == question and q.standalone.endswith(question)
+    if follows:
+        assert q.standalone.startswith("左云县有多少家活性炭企业?")
+        assert carried in q.entities and carried not in q.subjects  # carried, not named in the turn
+        assert "活性炭" in q.context_keywords and "活性炭" in q.terms
+        assert q.standalone_pairs > q.pairs  # the ranking looks for the folded question's pairs
+    else:
+        assert q.entities == q.subjects and not q.context and not q.context_keywords
+    # the turn's own analysis is the same with or without history
+    alone = analyse_question(question)
+    assert (q.kind, q.subjects, q.keywords, q.pairs) == (
+        alone.kind,
+        alone.subjects,
+        alone.keywords,
+        alone.pairs,
+    )
+
+
+def test_a_bare_place_stem_is_a_subject_when_the_index_knows_it_with_a_suffix() -> None:
+    assert "左权" not in analyse_question("左权有啥出名的小米?").entities
+    q = analyse_question("左权有啥出名的小米?", vocabulary={"左权县": 9.0, "小米": 5.0})
+    assert "左权" in q.entities
+    assert "左权" not in q.subjects  # the turn's own subjects stay what it names
+    # a common word that happens to stand before a suffix in the index (发展区) names no place
+    assert "发展" not in analyse_question("发展的目标是什么?", vocabulary={"发展区": 1.0}).entities
+
+
+def test_press_conference_shapes_are_read_from_the_folded_question() -> None:
+    assert analyse_question("哪家媒体问了造林的问题?").asks_who_asked
+    assert analyse_question("关于造林的提问是谁回答的?").asks_who_answered
+    assert not analyse_question("造林面积是多少?").asks_who_asked
+
+
+def test_the_first_question_of_a_process_reads_the_filled_dictionary() -> None:
+    # jieba fills its word frequencies on first use: read before segmenting, the first question saw an empty
+    # dictionary and took the common word 城市 for a place
+    code = "from rag.question import subject_words; print(subject_words('这个城市的人口有多少?'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rag.errors import RagError
+from rag.question import analyse_question
 from rag.retrieval import (
     FUSION_KEY,
     FusionWeights,
@@ -35,23 +36,27 @@ def test_the_sibling_that_restates_the_question_in_one_sentence_scores_higher():
     question = "网球比赛在什么时候交换发球权?"
     restating = "网球选手站在球网两边。一局比赛结束之后交换发球权。发球手站在发球线后面。"
     scattered = "网球是一项运动。比赛规则多年未变。发球权的规定很细。交换场地在单数局。"
-    f = restatement(question, [restating, scattered], uniform)
+    f = restatement(analyse_question(question), [restating, scattered], uniform)
     assert f.shape == (2, 3)
     assert (f[0] > f[1]).all()  # paragraph pairs, best sentence pairs, in-order characters
     assert f[1, 1] < f[1, 0]  # spread over sentences: no one sentence holds them all
 
 
 def test_restatement_is_script_blind_and_weighs_rare_pairs_more():
-    simplified = restatement("交换发球权是什么时候?", ["一局比赛结束之后交换发球权。"], uniform)
-    traditional = restatement("交換發球權是什麼時候?", ["一局比賽結束之後交換發球權。"], uniform)
+    simplified = restatement(
+        analyse_question("交换发球权是什么时候?"), ["一局比赛结束之后交换发球权。"], uniform
+    )
+    traditional = restatement(
+        analyse_question("交換發球權是什麼時候?"), ["一局比賽結束之後交換發球權。"], uniform
+    )
     assert np.allclose(simplified, traditional)
 
     def rare_first(pair: str) -> float:
         return 5.0 if pair == "球权" else 1.0
 
     question = "交换发球权"
-    plain = restatement(question, ["发球权"], uniform)[0, 0]
-    weighted = restatement(question, ["发球权"], rare_first)[0, 0]
+    plain = restatement(analyse_question(question), ["发球权"], uniform)[0, 0]
+    weighted = restatement(analyse_question(question), ["发球权"], rare_first)[0, 0]
     assert weighted > plain
 
 
@@ -59,7 +64,9 @@ def test_the_gain_is_the_weighted_sum_of_the_features():
     features = np.array([[1.0, 0.5, 0.25], [0.0, 0.0, 0.0]], dtype=np.float32)
     w = FusionWeights(pairs=2.0, sentence_pairs=4.0, order=8.0)
     assert restatement_gain(features, w).tolist() == [6.0, 0.0]
-    assert restatement("?", ["任何文字"], uniform).tolist() == [[0.0, 0.0, 0.0]]  # nothing asked: no gain
+    assert restatement(analyse_question("?"), ["任何文字"], uniform).tolist() == [
+        [0.0, 0.0, 0.0]
+    ]  # nothing asked: no gain
 
 
 def test_comparisons_of_unnamed_documents_are_recognised():
@@ -84,12 +91,12 @@ def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
 
 def test_the_sentences_worth_embedding_hold_most_of_the_question():
     text = "发球手站在线后。交换发球权在一局结束之后。网球是一项运动。每局结束交换场地。"
-    spans = restating_sentences("什么时候交换发球权?", text, uniform, 2)
+    spans = restating_sentences(analyse_question("什么时候交换发球权?"), text, uniform, 2)
     assert [text[a:b] for a, b in spans] == [
         "发球手站在线后。",
         "交换发球权在一局结束之后。",
     ]  # reading order
-    assert len(restating_sentences("什么时候交换发球权?", text, uniform, 9)) == 4
+    assert len(restating_sentences(analyse_question("什么时候交换发球权?"), text, uniform, 9)) == 4
 
 
 def _weights_file(tmp_path: Path, obj: dict) -> Path:
