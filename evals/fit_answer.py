@@ -7,7 +7,7 @@ by article.
     .venv/bin/python evals/fit_answer.py --limit 300 --dry   # a quick look on whole articles, nothing written
 
 The rows come from the shipped code (rag.scoring's sentence and span tables and its `choose`), never a
-copy: each question is asked of its gold paragraph (with --distractors, a DRCD question also of the sibling
+copy: each question is asked of its gold paragraph (with --distractors, also of the sibling
 paragraph that shares most of its character pairs). Four models are fitted, each with GroupKFold by article,
 so no article is in both the fitting and the scoring fold:
 
@@ -507,7 +507,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="questions per set (whole articles), 0 = all")
     parser.add_argument("--recall", action="store_true", help="candidate recall only")
     parser.add_argument("--dry", action="store_true", help="report figures, write no weights")
-    parser.add_argument("--distractors", action="store_true", help="ask each DRCD question of a sibling too")
+    parser.add_argument(
+        "--distractors",
+        action="store_true",
+        help="ask each question of its most similar sibling paragraph too (its sentence cosines are unknown: 0)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-seeds", action="store_true", help="leave out evals/seeds_qa.jsonl")
     parser.add_argument(
