@@ -43,6 +43,9 @@ TIMEOUT_MS = 60_000
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 390, "height": 844}  # an iPhone 12-14 screen in CSS pixels
 FINISHED = "#rag-chat .rag-answer:not(.rag-streaming)"
+# Assertions wait as long as page actions: Playwright's own 5 s is less than the documents list's 5-second
+# refresh timer plus one answer on two busy cores (CI runs the whole suite there).
+expect.set_options(timeout=TIMEOUT_MS)
 
 # Every visible piece of text in the chat's scrolling area, at each scroll position, against the label
 # and buttons drawn on the chat's frame: the rectangles that overlap.
