@@ -31,9 +31,12 @@ MAX_COMPARED_SUBJECTS = 4
 _COMPARISON = re.compile(r"和|与|及|跟|、|同|分别|各|哪个|比较|相比|对比|两")
 
 
+JOURNALIST = "记者"
+
+
 def is_questioner(speaker: str) -> bool:
     """A journalist's turn at a press conference (记者, 山西农民报记者)."""
-    return normalize(speaker).endswith("记者")
+    return normalize(speaker).endswith(JOURNALIST)
 
 
 _EACH_DOCUMENT = re.compile(

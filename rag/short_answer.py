@@ -15,9 +15,12 @@ from dataclasses import replace
 from functools import lru_cache
 
 from rag.answer import NOT_FOUND
+from rag.features.span import FITTING_TYPES
 from rag.question import Question, QuestionKind
 from rag.refusal import Evidence, RefusalWeights, answer_probability, shipped_refusal_weights
+from rag.retrieval import JOURNALIST, is_questioner
 from rag.scoring import SpanAnswer, Weights, answer_span, load_weights
+from rag.spans import SpanType
 from rag.text import normalize, script_of, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -61,7 +64,7 @@ def with_short_answer(
     )
     if found is None:
         return answer
-    return _answer_from_span(answer, question, passage, found, cited)
+    return _answer_from_span(answer, question, passage, found, cited, weights)
 
 
 def with_fitted_refusal(
@@ -88,7 +91,12 @@ def with_fitted_refusal(
 
 
 def _answer_from_span(
-    answer: Answer, question: Question, passage: Passage, found: SpanAnswer, cited: Citation
+    answer: Answer,
+    question: Question,
+    passage: Passage,
+    found: SpanAnswer,
+    cited: Citation,
+    weights: Weights | None = None,
 ) -> Answer:
     script = script_of(question.text)
     start, end = found.sentence_span
@@ -98,12 +106,20 @@ def _answer_from_span(
         answer_end=found.span_end,
     )
     sentence = to_script(passage.text[start:end].strip(), script)
-    if passage.speaker and normalize(answer.text).startswith(normalize(passage.speaker)):
+    labelled = bool(passage.speaker) and normalize(answer.text).startswith(normalize(passage.speaker))
+    if labelled:
         # the extractive answerer named who speaks (a press-conference turn asked about by who): keep it
         sentence = f"{to_script(passage.speaker, script)}：{sentence}"
     explanation = question.kind is QuestionKind.EXPLANATION
     short = None if explanation else to_script(found.short, script)
-    stated = short is not None and found.stated
+    short_confidence, stated = found.short_confidence, found.stated
+    speaker = speaker_answer(question, passage.speaker, found.span_type) if labelled else ""
+    if speaker:
+        # Who speaks is the answer; the turn being the right one is what the sentence probability says.
+        short, short_confidence = to_script(speaker, script), found.sentence_probability
+        stated = short_confidence >= (weights or shipped_weights()).short_threshold
+        citation = replace(citation, answer_start=0, answer_end=0)  # the name is in the label, not the quote
+    stated = short is not None and stated
     n = cited.n
     text = f"{short}[{n}]\n{sentence}" if stated else f"{sentence}[{n}]"
     return replace(
@@ -111,10 +127,24 @@ def _answer_from_span(
         text=text,
         citations=[citation],
         short=short,
-        short_confidence=0.0 if short is None else found.short_confidence,
+        short_confidence=0.0 if short is None else short_confidence,
         short_stated=stated,
         confidence=found.sentence_probability,  # with_fitted_refusal replaces it with the refusal probability
     )
+
+
+def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str:
+    """Who a press-conference turn's speaker label names, as the answer to a question asking who (or which
+    outlet) when the chosen sentence offers no span of that kind: the name after the title (副局长 王永军),
+    or a journalist's outlet (山西市场导报记者). "" otherwise."""
+    if question.kind not in (QuestionKind.PERSON, QuestionKind.ORGANISATION) or not speaker.strip():
+        return ""
+    if span_type in FITTING_TYPES[question.kind]:
+        return ""
+    label = speaker.strip()
+    if is_questioner(label):
+        return label[: -len(JOURNALIST)].strip(" ：:")  # 记者 is two characters in either script
+    return label.split()[-1].strip(" ：:")
 
 
 def confidence_words(answer: Answer) -> str:

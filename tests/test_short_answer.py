@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.short_answer import confidence_words
+from rag.question import analyse_question
+from rag.short_answer import confidence_words, speaker_answer
+from rag.spans import SpanType
 from rag.text import normalize
 from rag.types import Answer, Citation
 from ui.render import highlighted_paragraph
@@ -72,3 +74,39 @@ def test_follow_up_gets_its_own_short_answer(seeds_engine) -> None:
 def test_an_explanation_has_no_short_answer(seeds_engine) -> None:
     answer = seeds_engine.ask("左权县为什么要发展有机农业?")
     assert answer.short is None and answer.short_confidence == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "speaker", "span_type", "expected"),
+    [
+        ("谁回答了这个提问?", "大同市左云县行政审批服务管理局副局长 王永军", SpanType.CHUNK, "王永军"),
+        ("是哪家媒体问的?", "山西市場導報記者", SpanType.QUOTED, "山西市場導報"),  # the outlet, its script
+        (
+            "谁回答了这个提问?",
+            "副局长 王永军",
+            SpanType.PERSON,
+            "",
+        ),  # the sentence names someone: the model's
+        ("修了多少公里?", "副局长 王永军", SpanType.CHUNK, ""),  # not a question about who
+        ("谁回答了这个提问?", "", SpanType.CHUNK, ""),  # no speaker
+    ],
+)
+def test_who_speaks_answers_a_who_question_when_the_sentence_names_no_one(
+    question: str, speaker: str, span_type: SpanType, expected: str
+) -> None:
+    assert speaker_answer(analyse_question(question), speaker, span_type) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [("谁回答了关于“不见面审批”的提问?", "王永军"), ("是哪家媒体问了“不见面审批”的问题?", "山西市场导报")],
+)
+def test_a_press_conference_turn_answers_who_with_its_speaker(
+    seeds_engine, question: str, short: str
+) -> None:
+    answer = seeds_engine.ask(question)
+    assert answer.found and answer.short == short
+    c = answer.citations[0]
+    assert short in answer.text.split("\n")[-1]  # the sentence is given with its speaker's label
+    assert c.answer_start == c.answer_end == 0  # nothing to highlight inside the quote
