@@ -367,7 +367,7 @@ class Engine:
         split = split_subjects(query, self.store.doc_text)
         if len(split) > 1:
             return [(q, self._rank(q, k)) for q in split]
-        sides = documents_compared(query.standalone) if not query.entities else 0
+        sides = documents_compared(query) if not query.entities else 0
         if sides > 1 and len(self.store.doc_text) > 1:
             by_doc: dict[str, list[Passage]] = {}
             for p in self._rank(query, max(k, _SIDE_CANDIDATES)):

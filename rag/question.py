@@ -173,6 +173,13 @@ class Question:
         return self.focus + tuple(w for w in self.context if w not in self.focus)
 
     @cached_property
+    def standalone_normalized(self) -> str:
+        """The standalone question's matching form."""
+        if not self.is_follow_up and len(self.text) <= MAX_ANALYSED_CHARS:
+            return self.normalized  # the same text, already in matching form
+        return normalize(self.standalone)
+
+    @cached_property
     def standalone_pairs(self) -> frozenset[str]:
         """The character pairs of the standalone question (what the ranking's second stage looks for)."""
         return frozenset(question_pairs(self.standalone))
@@ -185,12 +192,12 @@ class Question:
     @cached_property
     def asks_who_asked(self) -> bool:
         """A question about a press conference's questioner (哪家媒体问了…)."""
-        return bool(_ASKS_WHO_ASKED.search(normalize(self.standalone)))
+        return bool(_ASKS_WHO_ASKED.search(self.standalone_normalized))
 
     @cached_property
     def asks_who_answered(self) -> bool:
         """A question about who replied to a question at a press conference (…的提问是谁回答的)."""
-        return bool(_ASKS_WHO_ANSWERED.search(normalize(self.standalone)))
+        return bool(_ASKS_WHO_ANSWERED.search(self.standalone_normalized))
 
     @property
     def is_follow_up(self) -> bool:

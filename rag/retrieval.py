@@ -46,9 +46,9 @@ _EACH_DOCUMENT = re.compile(
 _COUNT = {"两": 2, "二": 2, "三": 3, "四": 4}
 
 
-def documents_compared(question: str) -> int:
+def documents_compared(question: Question) -> int:
     """How many documents a question compares without naming them (两个县分别…: 2), else 0."""
-    m = _EACH_DOCUMENT.search(normalize(question))
+    m = _EACH_DOCUMENT.search(question.standalone_normalized)
     return _COUNT[m.group(1)] if m else 0
 
 
@@ -84,7 +84,7 @@ def split_subjects(question: Question, doc_text: Mapping[str, str]) -> list[Ques
     comparison such as 左权县和左云县哪个GDP更高): each is then ranked on its own, without the others' words."""
     entities = question.entities
     if not 2 <= len(entities) <= MAX_COMPARED_SUBJECTS or not _COMPARISON.search(
-        normalize(question.standalone)
+        question.standalone_normalized
     ):
         return [question]
     if any(all(holds(t, e) for e in entities) for t in doc_text.values()):

@@ -70,11 +70,13 @@ def test_the_gain_is_the_weighted_sum_of_the_features():
 
 
 def test_comparisons_of_unnamed_documents_are_recognised():
-    assert documents_compared("两个县分别修了哪条旅游公路?") == 2
-    assert documents_compared("兩個縣各有哪個單位被評為核心育種場?") == 2
-    assert documents_compared("三份文件都提到了哪些项目?") == 3
-    assert documents_compared("交战双方分别是哪些人?") == 0  # the sides of one story, not documents
-    assert documents_compared("左云县有多少家活性炭企业?") == 0
+    assert documents_compared(analyse_question("两个县分别修了哪条旅游公路?")) == 2
+    assert documents_compared(analyse_question("兩個縣各有哪個單位被評為核心育種場?")) == 2
+    assert documents_compared(analyse_question("三份文件都提到了哪些项目?")) == 3
+    assert (
+        documents_compared(analyse_question("交战双方分别是哪些人?")) == 0
+    )  # the sides of one story, not documents
+    assert documents_compared(analyse_question("左云县有多少家活性炭企业?")) == 0
 
 
 def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
