@@ -31,6 +31,7 @@ from rag.retrieval import (
     split_subjects,
     subject_coverage,
     top_rows,
+    unknown_share,
 )
 from rag.short_answer import with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
@@ -243,7 +244,7 @@ class Engine:
         dense = store.dense_scores(vector, self.settings.candidates) if vector is not None else zeros
         docs = [row.paragraph.doc for row in store.rows]
         subject = subject_coverage(query.entities, store.doc_text, docs)
-        fused = fuse(dense, lexical, subject, mode, self.weights)
+        fused = fuse(dense, lexical, subject, mode, self.weights, unknown_share(query, store.idf))
         if mode == "hybrid" and query.kind in (QuestionKind.NUMBER, QuestionKind.DATE):
             # Answer-type reranking: among the leading candidates, prefer paragraphs that hold a figure
             # with the measure word asked for (几家 → "14家") or a date.

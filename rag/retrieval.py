@@ -128,6 +128,9 @@ class FusionWeights:
     pool: int = 50  # candidates per retriever whose scores set the standardisation
     dense_floor: float = 0.0  # least cosine spread: among near-identical paragraphs dense noise is not signal
     kind: float = 1.0  # bonus for a leading paragraph that holds the kind of answer asked for
+    # added to `dense` per share of the question's keyword weight that no indexed paragraph uses: a question
+    # in other words than the documents' (固投 for 固定资产投资, 厕所 for 公厕) is matched by meaning
+    dense_unknown: float = 0.0
     # Second stage over the leading `depth` paragraphs: how much of the question the paragraph and its best
     # sentence restate.
     depth: int = 5
@@ -207,14 +210,24 @@ def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarra
     return (scores - float(top.mean())) / spread
 
 
+def unknown_share(question: Question, vocabulary: Mapping[str, float]) -> float:
+    """The share of the question's keyword weight that the index's vocabulary (its paragraphs' words) lacks."""
+    total = question.keyword_weight
+    if total <= 0:
+        return 0.0
+    return sum(w for word, w in question.keywords if word not in vocabulary) / total
+
+
 def fuse(
     dense: np.ndarray,
     lexical: np.ndarray,
     subject: np.ndarray,
     mode: str = "hybrid",
     weights: FusionWeights | None = None,
+    unknown: float = 0.0,
 ) -> np.ndarray:
-    """One fused score per row: standardised dense and BM25 scores, less a missing-subject cost."""
+    """One fused score per row: standardised dense and BM25 scores, less a missing-subject cost; the dense
+    side weighs more by the share of the question's words the documents do not use (`unknown`)."""
     w = weights or FusionWeights()
     if mode == "bm25":
         return lexical.astype(np.float32)
@@ -224,7 +237,8 @@ def fuse(
         raise ValueError(f"unknown fusion mode {mode!r}; use hybrid, bm25 or dense")
     z_lex = _standardise(lexical, w.pool) if lexical.any() else np.zeros_like(dense)
     z_dense = _standardise(dense, w.pool, w.dense_floor)
-    return (w.lexical * z_lex + w.dense * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
+    dense_weight = w.dense + w.dense_unknown * unknown
+    return (w.lexical * z_lex + dense_weight * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
 
 
 def restatement(question: Question, texts: Sequence[str], pair_weight: Callable[[str], float]) -> np.ndarray:

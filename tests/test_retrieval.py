@@ -11,12 +11,14 @@ from rag.retrieval import (
     FUSION_KEY,
     FusionWeights,
     documents_compared,
+    fuse,
     fusion_weights_from_json,
     restatement,
     restatement_gain,
     restating_sentences,
     settled_order,
     shipped_fusion_weights,
+    unknown_share,
 )
 from rag.scoring import WEIGHTS_FILE
 from rag.text import char_pairs, question_chars, question_pairs
@@ -147,3 +149,22 @@ def test_a_fusion_block_the_code_cannot_read_says_to_fit_again(tmp_path, values,
         shipped_fusion_weights(_weights_file(tmp_path, {FUSION_KEY: {"values": values}}))
     with pytest.raises(RagError, match="evals/fit_fusion.py"):
         fusion_weights_from_json({FUSION_KEY: {"fitted": "2026-12-02"}})
+
+
+def test_the_share_of_the_question_the_documents_do_not_word_their_way() -> None:
+    q = analyse_question("左云县固投现在有多少?")
+    vocabulary = {"左云县": 1.0, "固定资产": 1.0, "投资": 1.0}
+    share = unknown_share(q, vocabulary)
+    assert 0.0 < share < 1.0  # 固投 is not the documents' word; 左云县 is
+    assert unknown_share(q, {w: 1.0 for w in q.words}) == 0.0
+    assert unknown_share(analyse_question("?"), vocabulary) == 0.0  # no keywords, nothing unknown
+
+
+def test_a_question_in_other_words_leans_on_the_dense_side() -> None:
+    # row 0 is what BM25 prefers, row 1 what the embedder prefers
+    lexical = np.array([9.0, 1.0, 0.0, 0.0, 0.0])
+    dense = np.array([0.80, 0.92, 0.70, 0.70, 0.71])
+    subject = np.ones(5)
+    w = FusionWeights(dense=0.1, dense_unknown=4.0, pool=5)
+    assert int(np.argmax(fuse(dense, lexical, subject, "hybrid", w, unknown=0.0))) == 0
+    assert int(np.argmax(fuse(dense, lexical, subject, "hybrid", w, unknown=0.6))) == 1
