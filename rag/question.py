@@ -152,9 +152,8 @@ class Question:
     standalone: str  # the turn folded after the previous user turn when it leans on it, else the turn
     focus: tuple[str, ...]  # the turn's content words, jieba search mode (what BM25 matches)
     context: tuple[str, ...]  # content words carried over from the previous turn (search mode)
-    context_keywords: tuple[
-        str, ...
-    ]  # the previous turn's keywords the turn lacks (answer windows weigh them)
+    # the previous turn's keywords that the turn lacks (the answerer's windows weigh them too)
+    context_keywords: tuple[str, ...]
     entities: tuple[str, ...]  # subjects documents are held to: the turn's, carried ones, known place stems
 
     @cached_property
