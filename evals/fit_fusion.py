@@ -1,9 +1,16 @@
 """Fit the retrieval stages' fusion weights (the "fusion" block of rag/weights.json) on CMRC 2018 dev + DRCD
 dev + the seed questions, by grid search cross-validated by article.
 
-    .venv/bin/python evals/fit_fusion.py                  # fit, print the held-out figures, write the block
+    .venv/bin/python evals/fit_fusion.py --passages --embed-cache evals/reports/tmp/bench-embed-cache
+                                                          # fit as shipped: dev contexts cut into passages
+    .venv/bin/python evals/fit_fusion.py                  # the same over whole contexts (one per article)
     .venv/bin/python evals/fit_fusion.py --limit 1500     # at most 1500 questions per dev set, whole articles
     .venv/bin/python evals/fit_fusion.py --dry            # figures only, nothing written
+
+With --passages each dev context is cut into passages as evals/bench_corpus.py cuts them, so that sibling
+passages of one article compete as the paragraphs of one report do, and a question's gold passages are those
+that hold one of its answers; over whole contexts (one paragraph per article) hit@1 is 0.99 whatever the weights,
+and the fit has little to learn from.
 
 Each question is scored once per retriever by the shipped engine (its question analysis, BM25, the dense
 index, the subject coverage), over one index per set (evals/reports/tmp/fit_fusion/, git-ignored, with the
@@ -73,6 +80,9 @@ from rag.retrieval import (  # noqa: E402
 from rag.scoring import WEIGHTS_FILE  # noqa: E402
 from rag.squad import load_squad  # noqa: E402
 from rag.text import normalize  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "evals"))
+from bench_corpus import passages  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SQUAD_SETS = {"cmrc2018": DATA / "cmrc2018_dev.json", "drcd": DATA / "DRCD_dev.json"}
@@ -148,10 +158,16 @@ class Features:
 # ------------------------------------------------------------------ questions and their scores
 
 
-def squad_items(name: str, limit: int) -> tuple[dict[str, list[str]], list[QAItem]]:
-    """A dev set's articles and its questions: at most `limit` (0: all), whole articles drawn at random."""
+def squad_items(name: str, limit: int, split: bool = False) -> tuple[dict[str, list[str]], list[QAItem]]:
+    """A dev set's articles and its questions: at most `limit` (0: all), whole articles drawn at random. With
+    `split`, each context is cut into passages as evals/bench_corpus.py cuts them (documents of many
+    paragraphs, like the users'), and a question's gold passages are those that hold one of its answers."""
     data = load_squad(SQUAD_SETS[name])
     items = [i for i in data.items if i.has_gold_paragraph]
+    texts = data.texts
+    if split:
+        texts = {d: [p for c in ps for p in passages(c)] for d, ps in data.texts.items()}
+        items = [replace(i, paragraph=0, evidence=i.answers) for i in items if i.answers]
     if limit and limit < len(items):
         by_doc: dict[str, list[QAItem]] = {}
         for item in items:
@@ -163,7 +179,7 @@ def squad_items(name: str, limit: int) -> tuple[dict[str, list[str]], list[QAIte
             if len(items) >= limit:
                 break
             items.extend(by_doc[doc])
-    return data.texts, items
+    return texts, items
 
 
 def seed_items() -> list[QAItem]:
@@ -171,9 +187,11 @@ def seed_items() -> list[QAItem]:
     return [i for i in load_items(SEEDS_QA) if not i.unanswerable and i.has_gold_paragraph]
 
 
-def engine_for(name: str, texts: Mapping[str, Sequence[str]] | None, settings: Settings) -> Engine:
+def engine_for(
+    name: str, texts: Mapping[str, Sequence[str]] | None, settings: Settings, split: bool = False
+) -> Engine:
     """The set's index (built once, reused while it holds the same documents), with the hand-set weights."""
-    index_dir = WORK / f"index-{name}"
+    index_dir = WORK / (f"index-{name}-passages" if split else f"index-{name}")
     if texts is None:
         engine = Engine.build([str(SEED_DOCS)], index_dir, settings=settings)
     else:
@@ -508,6 +526,7 @@ def cached_scores(
             + [
                 sha256_of(SEEDS_QA),
                 args.limit,
+                *(["passages"] if args.passages else []),
                 engines["seeds"].embedder.id,
                 engines["seeds"].settings.candidates,
             ]
@@ -566,6 +585,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--embed-cache", default=".cache/embeddings", help="passage vectors by content hash")
     parser.add_argument("--rescore", action="store_true", help="score the questions again (not the cache)")
     parser.add_argument("--dry", action="store_true", help="print the figures, write nothing")
+    parser.add_argument(
+        "--passages",
+        action="store_true",
+        help="cut each dev context into passages (documents of many paragraphs)",
+    )
     args = parser.parse_args(argv)
     for _, grid in STAGES:
         for name, values in grid.items():
@@ -579,8 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     items: dict[str, list[QAItem]] = {}
     engines: dict[str, Engine] = {}
     for name in SQUAD_SETS:
-        texts, items[name] = squad_items(name, args.limit)
-        engines[name] = engine_for(name, texts, settings)
+        texts, items[name] = squad_items(name, args.limit, args.passages)
+        engines[name] = engine_for(name, texts, settings, args.passages)
     items["seeds"] = seed_items()
     engines["seeds"] = engine_for("seeds", None, settings)
     replay = Replay(engines, cached_scores(args, engines, items))
