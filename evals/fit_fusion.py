@@ -237,7 +237,7 @@ def score(engine: Engine, name: str, items: Sequence[QAItem]) -> list[Scored]:
                 query=query,
                 vector=vector,
                 dense=store.dense_scores(vector, engine.settings.candidates),
-                lexical=store.bm25_scores(list(query.terms)),
+                lexical=store.bm25_scores(query.terms),
                 subject=subject_coverage(query.entities, store.doc_text, docs),
                 kind_fits=kind_fits,
                 gold=gold,

@@ -34,15 +34,15 @@ _DATE = re.compile(
 def fits(question: Question, text: str) -> bool:
     """Whether a paragraph holds the kind of thing asked for (a figure with its measure word, a date)."""
     if question.kind is QuestionKind.NUMBER and question.measure:
-        return bool(re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(question.measure[0])}", text))
+        return _figure_with_measure(question, text)
     if question.kind is QuestionKind.DATE:
         return bool(_DATE.search(text))
     return False
 
 
-def _asks_who(question: Question) -> bool:
-    """A person, or the organisation that speaks (哪个部门…): a speaker's label can stand for the answer."""
-    return question.kind in (QuestionKind.PERSON, QuestionKind.ORGANISATION)
+def _figure_with_measure(question: Question, text: str) -> bool:
+    """Whether a figure in the text is followed by the measure word the question asks in (几家 → 14家)."""
+    return bool(re.search(rf"(?:{_NUMBER.pattern})\s*{re.escape(question.measure[:1])}", text))
 
 
 def _matches(terms: Sequence[str], text: str) -> list[str]:
@@ -72,14 +72,12 @@ def _kind_bonus(question: Question, window: str) -> float:
     if question.kind is QuestionKind.NUMBER:
         if not _NUMBER.search(window):
             return -3.0
-        if question.measure and re.search(
-            rf"(?:{_NUMBER.pattern})\s*{re.escape(question.measure[0])}", window
-        ):
+        if question.measure and _figure_with_measure(question, window):
             return 2.0
         return 0.5
     if question.kind is QuestionKind.DATE:
         return 1.5 if _DATE.search(window) else -2.0
-    if _asks_who(question):
+    if question.asks_who:
         return 1.0 if _has_person(window) else 0.0  # a speaker label stands in for a name in the window
     return 0.0
 
@@ -151,7 +149,7 @@ def windows(
     found, strength = _scan(passage, rank, query, inside, plain, para_coverage, asks_about_questions)
     if not found:
         return []
-    if _asks_who(query):
+    if query.asks_who:
         # Names are looked for in the leading windows only (POS tagging every window would cost too much).
         speaker_named = bool(passage.speaker) and _has_person(normalize(passage.speaker))
         lead = []
@@ -203,7 +201,7 @@ def _scan(
                 # a lower-ranked passage must match clearly better (0.8 a rank: the ranking's second stage
                 # already weighs how well each passage restates the question)
                 common = -0.15 * (j - i) - 0.8 * rank - asking_cost
-                if not _asks_who(query):
+                if not query.asks_who:
                     common += _kind_bonus(query, window)
                 score, passage_score = (
                     sum(f(t) for t in held) / own_total * 4.0
@@ -270,7 +268,7 @@ def _answer_text(
     body = text[start:end].rstrip("，,、；;：:")
     sentence_start = next((a for a, b in sentences(text) if a <= start < b), start)
     prefix = "…" if start > sentence_start else ""
-    if label and _asks_who(question) and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
+    if label and question.asks_who and ev.passage.speaker and not _names_speaker(body, ev.passage.speaker):
         body = f"{ev.passage.speaker}：{body}"
         prefix = ""
     if script_of(text) != script:
@@ -312,7 +310,7 @@ def compose(
     for _, passages in parts:
         for p in passages:
             shown.setdefault((p.doc, p.paragraph), p)
-    standalone = parts[0][0].standalone if len(parts) == 1 else question
+    standalone = asked.standalone if len(parts) == 1 else question
     refusal = Answer(
         question=question,
         text=NOT_FOUND[script],

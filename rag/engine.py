@@ -238,7 +238,7 @@ class Engine:
             return []
         mode = self.settings.fusion
         zeros = np.zeros(len(store.rows), dtype=np.float32)
-        lexical = store.bm25_scores(list(query.terms)) if mode != "dense" else zeros
+        lexical = store.bm25_scores(query.terms) if mode != "dense" else zeros
         # BM25-only mode never looks at the dense side: do not embed the question for it.
         vector = self._question_vector(query) if mode != "bm25" else None
         dense = store.dense_scores(vector, self.settings.candidates) if vector is not None else zeros

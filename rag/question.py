@@ -199,6 +199,11 @@ class Question:
         return bool(_ASKS_WHO_ANSWERED.search(self.standalone_normalized))
 
     @property
+    def asks_who(self) -> bool:
+        """A person, or an organisation (哪个部门, 哪家媒体): at a press conference the speaker's label can be it."""
+        return self.kind in (QuestionKind.PERSON, QuestionKind.ORGANISATION)
+
+    @property
     def is_follow_up(self) -> bool:
         """Whether the turn was folded with the one before."""
         return self.standalone != self.text

@@ -137,11 +137,9 @@ def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str
     """Who a press-conference turn's speaker label names, as the answer to a question asking who (or which
     outlet) when the chosen sentence offers no span of that kind: the name after the title (副局长 王永军),
     or a journalist's outlet (山西市场导报记者). "" otherwise."""
-    if question.kind not in (QuestionKind.PERSON, QuestionKind.ORGANISATION) or not speaker.strip():
-        return ""
-    if span_type in FITTING_TYPES[question.kind]:
-        return ""
     label = speaker.strip()
+    if not question.asks_who or not label or span_type in FITTING_TYPES[question.kind]:
+        return ""
     if is_questioner(label):
         return label[: -len(JOURNALIST)].strip(" ：:")  # 记者 is two characters in either script
     return label.split()[-1].strip(" ：:")

@@ -270,10 +270,10 @@ class Store:
         np.maximum.at(scores, rows[valid], sims[valid])
         return scores
 
-    def bm25_scores(self, tokens: list[str]) -> np.ndarray:
+    def bm25_scores(self, tokens: Sequence[str]) -> np.ndarray:
         if self.bm25 is None or not self.rows or not tokens:
             return np.zeros(len(self.rows), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)
 
     # ------------------------------------------------------------ updates
 
