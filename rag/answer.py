@@ -23,6 +23,34 @@ MAX_ANSWER_CHARS = 80
 RUNNER_GAP = 1.0
 PART_CHARS = 70
 
+# The window rules' numbers below are set by hand, not fitted: they decide which windows exist at all for the
+# fitted models downstream (the sentence and span models re-read the cited paragraph; the refusal model can
+# only refuse more, and rag/refusal.py says why the rules stay its precondition). How much each one matters is
+# measured by evals/rules_sensitivity.py (evals/reports/rules_sensitivity.md): each value lowered and raised,
+# answer accuracy, answered precision and refusals on the seed set and on CMRC 2018 / DRCD dev samples.
+PASSAGES_READ = 3  # the leading passages the rules look into (the ranking's hit@3 is 0.99+ on the dev sets)
+MIN_COVERAGE = 0.4  # weighted share of the question's words the cited paragraph must hold, or refuse
+STRICT_COVERAGE = 0.5  # the same when a better-ranked passage was passed over for naming another subject
+PAIR_CREDIT = 0.5  # a longer word missing whole earns this times the share of its character pairs held
+SPREAD_EXPONENT = 0.5  # a word in n of the paragraph's sentences weighs n ** -SPREAD_EXPONENT inside it
+SUBJECT_SHARE = 0.3  # a subject word (place, name) inside its own document: held by every sentence alike
+TOPIC_SHARE = 0.3  # a word the paragraph opens with, when choosing a window inside that paragraph
+TOPIC_REACH = 4  # characters after the word's length within which the opening counts as naming it
+TOPIC_MIN_SENTENCES = 3  # a paragraph of fewer sentences has no opening apart from its body
+WINDOW_CLAUSES = 4  # clauses one window may join
+HELD_GAIN = 4.0  # the window's weighted share of the question's words
+SENTENCE_GAIN = 0.5  # the share held anywhere in the window's sentence
+CLAUSE_COST = 0.15  # each clause joined beyond the first
+RANK_COST = 0.8  # each rank the passage stands below the first (the ranking already weighs restatement)
+ASKING_COST = 1.5  # a sentence that asks (a journalist's turn, a sentence ending in ?) ...
+ASKING_GAIN = 1.0  # ... or, when the user asks who asked, what it gains
+NUMBER_MISSING = -3.0  # a number asked, none in the window
+MEASURE_FIT = 2.0  # a figure with the measure word asked (几家 → 14家)
+NUMBER_PRESENT = 0.5  # a figure without that measure word
+DATE_FIT = 1.5  # a date asked and one in the window
+DATE_MISSING = -2.0  # a date asked, none in the window
+PERSON_FIT = 1.0  # who asked and a person's name in the window (or a named speaker)
+
 _NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
 _QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DATE = re.compile(
@@ -71,14 +99,16 @@ def _has_person(text: str) -> bool:
 def _kind_bonus(question: Question, window: str) -> float:
     if question.kind is QuestionKind.NUMBER:
         if not _NUMBER.search(window):
-            return -3.0
+            return NUMBER_MISSING
         if question.measure and _figure_with_measure(question, window):
-            return 2.0
-        return 0.5
+            return MEASURE_FIT
+        return NUMBER_PRESENT
     if question.kind is QuestionKind.DATE:
-        return 1.5 if _DATE.search(window) else -2.0
+        return DATE_FIT if _DATE.search(window) else DATE_MISSING
     if question.asks_who:
-        return 1.0 if _has_person(window) else 0.0  # a speaker label stands in for a name in the window
+        return (
+            PERSON_FIT if _has_person(window) else 0.0
+        )  # a speaker label stands in for a name in the window
     return 0.0
 
 
@@ -102,7 +132,7 @@ def coverage(
             held += w
         elif len(t) >= 3:
             pairs = [t[i : i + 2] for i in range(len(t) - 1)]
-            held += 0.5 * w * sum(1 for b in pairs if b in text) / len(pairs)
+            held += PAIR_CREDIT * w * sum(1 for b in pairs if b in text) / len(pairs)
     return held / total if total else 1.0
 
 
@@ -136,15 +166,15 @@ def windows(
     # like a subject word it tells the paragraph's sentences apart poorly, so it weighs less when choosing a
     # window inside it — but not when comparing passages, where naming the topic is what counts.
     head_spans = clauses(text)
-    head = norm[: head_spans[0][1]] if head_spans and len(spans_of) >= 3 else ""
-    topic = {t for t in own if head and t in head[: len(t) + 4]}
+    head = norm[: head_spans[0][1]] if head_spans and len(spans_of) >= TOPIC_MIN_SENTENCES else ""
+    topic = {t for t in own if head and t in head[: len(t) + TOPIC_REACH]}
 
     def plain(t: str) -> float:
-        local = spread.get(t, 1) ** -0.5
-        return weight(t) * local * (0.3 if any(t in e for e in query.entities) else 1.0)
+        local = spread.get(t, 1) ** -SPREAD_EXPONENT
+        return weight(t) * local * (SUBJECT_SHARE if any(t in e for e in query.entities) else 1.0)
 
     def inside(t: str) -> float:
-        return plain(t) * (0.3 if t in topic and not any(t in e for e in query.entities) else 1.0)
+        return plain(t) * (TOPIC_SHARE if t in topic and not any(t in e for e in query.entities) else 1.0)
 
     found, strength = _scan(passage, rank, query, inside, plain, para_coverage, asks_about_questions)
     if not found:
@@ -156,7 +186,7 @@ def windows(
         for ev in found[:2]:
             bonus = _kind_bonus(query, normalize(text[ev.start : ev.end]))
             if bonus == 0.0 and speaker_named:
-                bonus = 1.0
+                bonus = PERSON_FIT
             lead.append(replace(ev, score=ev.score + bonus))
         top_bonus = max(e.score for e in lead) - found[0].score
         found = sorted(lead, key=lambda e: -e.score) + found[2:]
@@ -189,23 +219,23 @@ def _scan(
         best: Evidence | None = None
         sentence_words = _matches(own, norm[s_start:s_end])
         asking = journalist or text[s_start:s_end].rstrip("”」』 ").endswith(("?", "？"))
-        asking_cost = (-1.0 if asks_about_questions else 1.5) if asking else 0.0
+        asking_cost = (-ASKING_GAIN if asks_about_questions else ASKING_COST) if asking else 0.0
         spans = [(s_start + a, s_start + b) for a, b in clauses(text[s_start:s_end])] or [(s_start, s_end)]
         for i in range(len(spans)):
-            for j in range(i, min(len(spans), i + 4)):
+            for j in range(i, min(len(spans), i + WINDOW_CLAUSES)):
                 start, end = spans[i][0], spans[j][1]
                 if end - start > MAX_ANSWER_CHARS and j > i:
                     break
                 window = norm[start:end]
                 held, carried = _matches(own, window), _matches(extra, window)
-                # a lower-ranked passage must match clearly better (0.8 a rank: the ranking's second stage
-                # already weighs how well each passage restates the question)
-                common = -0.15 * (j - i) - 0.8 * rank - asking_cost
+                # a lower-ranked passage must match clearly better (the ranking's second stage already
+                # weighs how well each passage restates the question)
+                common = -CLAUSE_COST * (j - i) - RANK_COST * rank - asking_cost
                 if not query.asks_who:
                     common += _kind_bonus(query, window)
                 score, passage_score = (
-                    sum(f(t) for t in held) / own_total * 4.0
-                    + 0.5 * sum(f(t) for t in sentence_words) / own_total
+                    sum(f(t) for t in held) / own_total * HELD_GAIN
+                    + SENTENCE_GAIN * sum(f(t) for t in sentence_words) / own_total
                     + (sum(f(t) for t in carried) / extra_total if extra_total else 0.0)
                     + common
                     for f, own_total, extra_total in totals
@@ -296,9 +326,6 @@ def compose(
     parts: Sequence[tuple[Question, Sequence[Passage]]],
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
-    depth: int = 3,
-    min_coverage: float = 0.4,
-    strict_coverage: float = 0.5,
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 
@@ -324,8 +351,10 @@ def compose(
     runner: Evidence | None = None
     for query, passages in parts:
         per_passage: list[list[Evidence]] = []
-        passed_over = depth  # rank of the first passage passed over for naming another subject or figure
-        for rank, p in enumerate(passages[:depth]):
+        passed_over = (
+            PASSAGES_READ  # rank of the first passage passed over for naming another subject or figure
+        )
+        for rank, p in enumerate(passages[:PASSAGES_READ]):
             if is_questioner(p.speaker) and not asks_about_questions:
                 continue  # a journalist's turn asks; it never answers
             found = (
@@ -343,7 +372,7 @@ def compose(
             runner = lead[1]
         # What the question asks about stands, better ranked, beside another subject or figure (the
         # other county's fact): a passage about the right subject must then match the question well.
-        needed = strict_coverage if ev is not None and passed_over < ev.rank else min_coverage
+        needed = STRICT_COVERAGE if ev is not None and passed_over < ev.rank else MIN_COVERAGE
         if (
             ev is None
             or ev.coverage < needed
