@@ -15,7 +15,7 @@ and the fit has little to learn from.
 Each question is scored once per retriever by the shipped engine (its question analysis, BM25, the dense
 index, the subject coverage), over one index per set (evals/reports/tmp/fit_fusion/, git-ignored, with the
 per-question arrays cached beside it; --rescore after changing the analysis or a retriever). The three stages
-are then replayed from those arrays with the shipped pure functions (rag.retrieval's fuse, restatement,
+are then replayed from those arrays with the shipped pure functions (rag.retrieval's fuse, rag.features.passage's restatement,
 restatement_gain, settled_order, top_rows; rag.answer's fits; the engine's sentence_evidence), so a grid point
 costs no embedding; the replay is checked against Engine._rank on a sample of questions and the agreement
 printed (one ranking per question: a comparison is not split by subject as Engine.retrieve splits it).
@@ -65,17 +65,15 @@ from rag.config import Settings  # noqa: E402
 from rag.engine import MAX_SETTLED_QUESTION_CHARS, Engine  # noqa: E402
 from rag.eval_cli import load_items  # noqa: E402
 from rag.evaluation import MRR_DEPTH, QAItem, Retrieved, holds_evidence  # noqa: E402
+from rag.features.passage import restatement, subject_coverage, unknown_share  # noqa: E402
 from rag.question import Question, QuestionKind  # noqa: E402
 from rag.retrieval import (  # noqa: E402
     FUSION_KEY,
     FusionWeights,
     fuse,
-    restatement,
     restatement_gain,
     settled_order,
-    subject_coverage,
     top_rows,
-    unknown_share,
 )
 from rag.scoring import WEIGHTS_FILE  # noqa: E402
 from rag.squad import load_squad  # noqa: E402

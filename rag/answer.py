@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 
 import jieba.posseg as pseg
 
+from rag.features.passage import holds
 from rag.question import Question, QuestionKind
-from rag.retrieval import holds, is_questioner
+from rag.retrieval import is_questioner
 from rag.text import HANS, clauses, normalize, script_of, segmented, sentences, to_script
 from rag.types import Answer, Citation, Passage
 

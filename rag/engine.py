@@ -17,6 +17,7 @@ from rag.answer import compose, fits, windows
 from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
+from rag.features.passage import restatement, restating_sentences, subject_coverage, unknown_share
 from rag.locking import Notify
 from rag.question import Question, QuestionKind, analyse_question
 from rag.retrieval import (
@@ -24,14 +25,10 @@ from rag.retrieval import (
     documents_compared,
     fuse,
     is_questioner,
-    restatement,
     restatement_gain,
-    restating_sentences,
     settled_order,
     split_subjects,
-    subject_coverage,
     top_rows,
-    unknown_share,
 )
 from rag.short_answer import with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents

@@ -20,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.features.passage import holds
 from rag.question import Question, QuestionKind
-from rag.retrieval import holds
 from rag.text import char_pairs, normalize
 from rag.types import Answer, Passage
 

@@ -1,4 +1,5 @@
-"""Pure ranking over values: hybrid fusion, subject coverage and the three ranking stages.
+"""Pure ranking over values: hybrid fusion and the three ranking stages (their passage features live in
+rag/features/passage.py).
 
 Why not plain reciprocal-rank fusion: on short, similar press releases RRF lets a weak dense ranking
 outvote a confident BM25 one. Here each retriever's scores are standardised over its own top
@@ -11,19 +12,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jieba
 import numpy as np
-from rapidfuzz.distance import LCSseq
 
 from rag.errors import RagError
-from rag.question import PLACE_SUFFIX, Question
-from rag.text import char_pairs, normalize, sentences
+from rag.features.passage import holds
+from rag.question import Question
+from rag.text import normalize
 
 # Each side of a comparison is ranked on its own (an embedding and a ranking each): a question naming more
 # subjects than this is a long text that happens to name places, not a comparison, and is ranked once.
@@ -50,33 +50,6 @@ def documents_compared(question: Question) -> int:
     """How many documents a question compares without naming them (两个县分别…: 2), else 0."""
     m = _EACH_DOCUMENT.search(question.standalone_normalized)
     return _COUNT[m.group(1)] if m else 0
-
-
-def subject_coverage(entities: Sequence[str], doc_text: Mapping[str, str], docs: Sequence[str]) -> np.ndarray:
-    """Per row, the fraction of the question's subject words that its document contains (1 when none)."""
-    cover = np.ones(len(docs), dtype=np.float32)
-    if not entities:
-        return cover
-    per_doc = {
-        doc: sum(1 for e in entities if holds(text, e)) / len(entities) for doc, text in doc_text.items()
-    }
-    return np.array([per_doc.get(d, 0.0) for d in docs], dtype=np.float32)
-
-
-def holds(doc_text: str, entity: str) -> bool:
-    """Whether a document (its matching form) names a subject; 左云县 is also met by a bare 左云."""
-    return entity in doc_text or _contained(entity, doc_text)
-
-
-def _contained(entity: str, text: str) -> bool:
-    stem = entity[:-1] if len(entity) >= 3 and PLACE_SUFFIX.match(entity) else ""
-    if stem and stem in text:
-        return True
-    # A longer word jieba's dictionary does not know is its own guess at a word boundary (宋将名 out of
-    # 宋将名为): any two of its characters in a row stand for it.
-    if len(entity) >= 3 and entity not in jieba.dt.FREQ:
-        return any(entity[i : i + 2] in text for i in range(len(entity) - 1))
-    return False
 
 
 def split_subjects(question: Question, doc_text: Mapping[str, str]) -> list[Question]:
@@ -210,14 +183,6 @@ def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarra
     return (scores - float(top.mean())) / spread
 
 
-def unknown_share(question: Question, vocabulary: Mapping[str, float]) -> float:
-    """The share of the question's keyword weight that the index's vocabulary (its paragraphs' words) lacks."""
-    total = question.keyword_weight
-    if total <= 0:
-        return 0.0
-    return sum(w for word, w in question.keywords if word not in vocabulary) / total
-
-
 def fuse(
     dense: np.ndarray,
     lexical: np.ndarray,
@@ -239,54 +204,6 @@ def fuse(
     z_dense = _standardise(dense, w.pool, w.dense_floor)
     dense_weight = w.dense + w.dense_unknown * unknown
     return (w.lexical * z_lex + dense_weight * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
-
-
-def restatement(question: Question, texts: Sequence[str], pair_weight: Callable[[str], float]) -> np.ndarray:
-    """How closely each paragraph restates the question: one row per text, three shares in [0, 1] (the
-    question's character pairs the paragraph holds, those its best sentence holds, and the question's
-    characters its best sentence holds in the same order).
-
-    Sibling paragraphs of one article share the question's words; what tells the answering one apart is a
-    sentence that says what the question asks, in the same words and order (由于…，X被鉴定为危桥 for
-    X为何被鉴定为危桥). Character pairs need no segmenter, so they also meet where jieba cut the question and
-    the paragraph differently; rare pairs weigh more (pair_weight: idf over the indexed paragraphs).
-    """
-    out = np.zeros((len(texts), 3), dtype=np.float32)
-    asked = question.standalone_pairs
-    total = sum(pair_weight(b) for b in asked)
-    chars = question.standalone_chars
-    if not total or not chars:
-        return out
-
-    for row, text in enumerate(texts):
-        norm = normalize(text)
-        parts = [norm[a:b] for a, b in sentences(norm)] or [norm]
-        out[row] = (
-            _held(asked, norm, pair_weight) / total,
-            max(_held(asked, p, pair_weight) for p in parts) / total,
-            max(LCSseq.similarity(chars, p) for p in parts) / len(chars),
-        )
-    return out
-
-
-def _held(asked: frozenset[str], norm: str, pair_weight: Callable[[str], float]) -> float:
-    """The weight of the asked character pairs that a matching-form text holds."""
-    return sum(pair_weight(b) for b in asked & char_pairs(norm))
-
-
-def restating_sentences(
-    question: Question, text: str, pair_weight: Callable[[str], float], n: int
-) -> list[tuple[int, int]]:
-    """Spans of the n sentences of a paragraph that hold most of the question's character pairs (rarity-
-    weighted), in reading order: the ones worth embedding to compare with the question."""
-    spans = sentences(text) or [(0, len(text))]
-    if len(spans) <= n:
-        return spans
-    asked = question.standalone_pairs
-    norm = normalize(text)
-    held = [_held(asked, norm[a:b], pair_weight) for a, b in spans]
-    best = sorted(range(len(spans)), key=lambda i: (-held[i], i))[:n]
-    return [spans[i] for i in sorted(best)]
 
 
 def restatement_gain(features: np.ndarray, weights: FusionWeights | None = None) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rag.errors import RagError
+from rag.features.passage import restatement
 from rag.question import analyse_question
 from rag.retrieval import (
     FUSION_KEY,
@@ -13,12 +14,9 @@ from rag.retrieval import (
     documents_compared,
     fuse,
     fusion_weights_from_json,
-    restatement,
     restatement_gain,
-    restating_sentences,
     settled_order,
     shipped_fusion_weights,
-    unknown_share,
 )
 from rag.scoring import WEIGHTS_FILE
 from rag.text import char_pairs, question_chars, question_pairs
@@ -32,34 +30,6 @@ def test_character_pairs_skip_punctuation_and_interrogatives():
     assert char_pairs("80亿元,gdp") == {"80", "0亿", "亿元", "gd", "dp"}
     assert question_pairs("左权县有多少家企业?") == {"左权", "权县", "县有", "家企", "企业"}
     assert question_chars("左權縣有多少家企業?") == "左权县有家企业"
-
-
-def test_the_sibling_that_restates_the_question_in_one_sentence_scores_higher():
-    question = "网球比赛在什么时候交换发球权?"
-    restating = "网球选手站在球网两边。一局比赛结束之后交换发球权。发球手站在发球线后面。"
-    scattered = "网球是一项运动。比赛规则多年未变。发球权的规定很细。交换场地在单数局。"
-    f = restatement(analyse_question(question), [restating, scattered], uniform)
-    assert f.shape == (2, 3)
-    assert (f[0] > f[1]).all()  # paragraph pairs, best sentence pairs, in-order characters
-    assert f[1, 1] < f[1, 0]  # spread over sentences: no one sentence holds them all
-
-
-def test_restatement_is_script_blind_and_weighs_rare_pairs_more():
-    simplified = restatement(
-        analyse_question("交换发球权是什么时候?"), ["一局比赛结束之后交换发球权。"], uniform
-    )
-    traditional = restatement(
-        analyse_question("交換發球權是什麼時候?"), ["一局比賽結束之後交換發球權。"], uniform
-    )
-    assert np.allclose(simplified, traditional)
-
-    def rare_first(pair: str) -> float:
-        return 5.0 if pair == "球权" else 1.0
-
-    question = "交换发球权"
-    plain = restatement(analyse_question(question), ["发球权"], uniform)[0, 0]
-    weighted = restatement(analyse_question(question), ["发球权"], rare_first)[0, 0]
-    assert weighted > plain
 
 
 def test_the_gain_is_the_weighted_sum_of_the_features():
@@ -91,16 +61,6 @@ def test_close_calls_are_settled_by_the_closest_sentence_and_the_evidence():
     assert settled_order(scores, np.array([0.8, 0.8, 0.8]), np.array([1.0, 3.0, 3.0]), w) == [1, 2, 0]
     # nothing tells them apart: the order stands
     assert settled_order(scores, np.array([0.8, 0.8, 0.8]), even, w) == [0, 1, 2]
-
-
-def test_the_sentences_worth_embedding_hold_most_of_the_question():
-    text = "发球手站在线后。交换发球权在一局结束之后。网球是一项运动。每局结束交换场地。"
-    spans = restating_sentences(analyse_question("什么时候交换发球权?"), text, uniform, 2)
-    assert [text[a:b] for a, b in spans] == [
-        "发球手站在线后。",
-        "交换发球权在一局结束之后。",
-    ]  # reading order
-    assert len(restating_sentences(analyse_question("什么时候交换发球权?"), text, uniform, 9)) == 4
 
 
 def _weights_file(tmp_path: Path, obj: dict) -> Path:
@@ -149,15 +109,6 @@ def test_a_fusion_block_the_code_cannot_read_says_to_fit_again(tmp_path, values,
         shipped_fusion_weights(_weights_file(tmp_path, {FUSION_KEY: {"values": values}}))
     with pytest.raises(RagError, match="evals/fit_fusion.py"):
         fusion_weights_from_json({FUSION_KEY: {"fitted": "2026-12-02"}})
-
-
-def test_the_share_of_the_question_the_documents_do_not_word_their_way() -> None:
-    q = analyse_question("左云县固投现在有多少?")
-    vocabulary = {"左云县": 1.0, "固定资产": 1.0, "投资": 1.0}
-    share = unknown_share(q, vocabulary)
-    assert 0.0 < share < 1.0  # 固投 is not the documents' word; 左云县 is
-    assert unknown_share(q, {w: 1.0 for w in q.words}) == 0.0
-    assert unknown_share(analyse_question("?"), vocabulary) == 0.0  # no keywords, nothing unknown
 
 
 def test_a_question_in_other_words_leans_on_the_dense_side() -> None:

@@ -1,7 +1,8 @@
 """Named features per level, each a small function with a one-line docstring (see docs in each module).
 
-`sentence` scores the sentences of the leading passages; `span` scores candidate answer spans inside a
-sentence. The fitted weights that combine them live in rag/weights.json (evals/fit_answer.py).
+`passage` scores paragraphs for the ranking stages; `sentence` scores the sentences of the leading passages;
+`span` scores candidate answer spans inside a sentence. The fitted weights that combine them live in
+rag/weights.json (evals/fit_fusion.py for the ranking, evals/fit_answer.py for sentences and spans).
 """
 
 from __future__ import annotations
