@@ -264,6 +264,13 @@ API_DOC = "wuling_notes.txt"
 KEPT_ANSWER_JS = """() => Object.keys(localStorage).filter((k) => k.startsWith('rag-chat-'))
   .some((k) => (localStorage.getItem(k) || '').length > 1000)"""
 
+# The browser's copy of the conversations (encrypted) as one string, and whether it differs from an earlier
+# one: the page writes it after an event's outputs are shown, so a reload must wait for the write.
+STORED_JS = """() => Object.keys(localStorage).filter((k) => k.startsWith('rag-chat-')).sort()
+  .map((k) => localStorage.getItem(k)).join()"""
+STORED_CHANGED_JS = """(kept) => Object.keys(localStorage).filter((k) => k.startsWith('rag-chat-')).sort()
+  .map((k) => localStorage.getItem(k)).join() !== kept"""
+
 
 @pytest.fixture(scope="module")
 def api_collection(server: Server) -> Iterator[str]:
@@ -346,8 +353,10 @@ def test_each_collection_keeps_its_own_conversation(page: Page, api_collection: 
     expect(page.locator(FINISHED)).to_have_count(2)
     expect(page.locator(FINISHED).last).to_contain_text("7家")
     expect(page.locator("#rag-status")).to_contain_text("2 个文档")
+    kept = page.evaluate(STORED_JS)
     choose_collection(page, api_collection)
     expect(page.locator(FINISHED)).to_have_count(2)
+    page.wait_for_function(STORED_CHANGED_JS, arg=kept)  # the switch reached the browser's storage
     page.reload()  # back on the collection it was on, with its conversation
     expect(page.locator("#rag-collection input")).to_have_value(api_collection)
     expect(page.locator(FINISHED)).to_have_count(2)
