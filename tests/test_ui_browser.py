@@ -285,6 +285,19 @@ def api_collection(server: Server) -> Iterator[str]:
     httpx.delete(f"{api}/{API_COLLECTION}", timeout=120)
 
 
+def storage_settled(page: Page, kept: str) -> None:
+    """Wait until the browser's copy of the conversations differs from `kept` and then stays the same for
+    half a second (an earlier event's write may land first)."""
+    page.wait_for_function(STORED_CHANGED_JS, arg=kept)
+    last = page.evaluate(STORED_JS)
+    for _ in range(20):
+        page.wait_for_timeout(500)
+        now = page.evaluate(STORED_JS)
+        if now == last:
+            return
+        last = now
+
+
 def choose_collection(page: Page, name: str) -> None:
     page.locator("#rag-collection input").click()  # opening the picker reads the collections again
     page.get_by_role("option", name=name, exact=True).click()
@@ -356,7 +369,7 @@ def test_each_collection_keeps_its_own_conversation(page: Page, api_collection: 
     kept = page.evaluate(STORED_JS)
     choose_collection(page, api_collection)
     expect(page.locator(FINISHED)).to_have_count(2)
-    page.wait_for_function(STORED_CHANGED_JS, arg=kept)  # the switch reached the browser's storage
+    storage_settled(page, kept)  # the switch reached the browser's storage
     page.reload()  # back on the collection it was on, with its conversation
     expect(page.locator("#rag-collection input")).to_have_value(api_collection)
     expect(page.locator(FINISHED)).to_have_count(2)
