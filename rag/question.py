@@ -270,9 +270,19 @@ def _around_interrogative(normalized: str) -> tuple[str, str, str]:
 def subject_words(text: str) -> list[str]:
     """Places, organisations and names in a text (jieba POS tags and administrative suffixes)."""
     found: list[str] = []
-    tagged = pseg.lcut(normalize(text))
+    normalized = normalize(text)
+    tagged = pseg.lcut(normalized)
     freq = jieba.dt.FREQ  # read after segmenting: jieba fills its dictionary on first use
+    # jieba's HMM glues the measure word after 几/多少 to the next character and may tag the pair a name
+    # (多少钱花在 → 钱花/nr): a word that starts inside the measure word and runs past it names no subject.
+    m = _MEASURE_AFTER.search(normalized)
+    measure_start = m.start(1) if m else -1
+    measure_end = measure_start + len(measure_word(normalized))
+    at = 0
     for token, tag in tagged:
+        start, at = at, at + len(token)
+        if start <= measure_start < at and at > measure_end:
+            continue
         if len(token) < 2 or token in STOP_WORDS:
             continue
         # Common words (城市, 地区, 小区) end like places but name no one place: the dictionary knows them well.

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from rag.question import MAX_KEYWORDS, Question, QuestionKind, analyse_question, measure_word, question_kind
+from rag.question import (
+    MAX_KEYWORDS,
+    Question,
+    QuestionKind,
+    analyse_question,
+    measure_word,
+    question_kind,
+    subject_words,
+)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +137,20 @@ def test_a_long_question_analyses_quickly_with_bounded_keywords() -> None:
 )
 def test_which_few_is_not_a_count(question: str, kind: QuestionKind) -> None:
     assert analyse_question(question).kind is kind
+
+
+@pytest.mark.parametrize(
+    ("question", "subjects"),
+    [
+        ("左權縣財政每年拿出多少錢花在老百姓身上?", ["左权县"]),  # not 钱花: the measure glued to 花
+        ("左云县有多少家活性炭企业?", ["左云县"]),
+        ("高鹏有几个孩子?", ["高鹏"]),  # a name elsewhere in the question stays
+    ],
+)
+def test_the_measure_word_glued_to_the_next_character_is_no_subject(
+    question: str, subjects: list[str]
+) -> None:
+    assert subject_words(question) == subjects
 
 
 LAST = [{"role": "user", "content": "左云县有多少家活性炭企业?"}, {"role": "assistant", "content": "14家"}]
