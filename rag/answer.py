@@ -107,9 +107,8 @@ def _kind_bonus(question: Question, window: str) -> float:
     if question.kind is QuestionKind.DATE:
         return DATE_FIT if _DATE.search(window) else DATE_MISSING
     if question.asks_who:
-        return (
-            PERSON_FIT if _has_person(window) else 0.0
-        )  # a speaker label stands in for a name in the window
+        # a speaker label stands in for a name in the window
+        return PERSON_FIT if _has_person(window) else 0.0
     return 0.0
 
 
@@ -352,9 +351,8 @@ def compose(
     runner: Evidence | None = None
     for query, passages in parts:
         per_passage: list[list[Evidence]] = []
-        passed_over = (
-            PASSAGES_READ  # rank of the first passage passed over for naming another subject or figure
-        )
+        # rank of the first passage passed over for naming another subject or figure
+        passed_over = PASSAGES_READ
         for rank, p in enumerate(passages[:PASSAGES_READ]):
             if is_questioner(p.speaker) and not asks_about_questions:
                 continue  # a journalist's turn asks; it never answers

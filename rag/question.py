@@ -240,11 +240,17 @@ def question_kind(normalized: str) -> QuestionKind:
 
 def measure_word(normalized: str) -> str:
     """The measure word or unit after 几/多少 (几家 → 家, 多少万元 → 万元); "" when none is named."""
+    span = _measure_span(normalized)
+    return normalized[span[0] : span[1]] if span else ""
+
+
+def _measure_span(normalized: str) -> tuple[int, int] | None:
+    """Where the measure word or unit after 几/多少 stands; None when none is named."""
     m = _MEASURE_AFTER.search(normalized)
     if not m:
-        return ""
+        return None
     tail = m.group(1)
-    return tail if tail[0] in _UNIT_PREFIX else tail[0]
+    return m.start(1), m.start(1) + (len(tail) if tail[0] in _UNIT_PREFIX else 1)
 
 
 def _years_and_figures(normalized: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -275,9 +281,7 @@ def subject_words(text: str) -> list[str]:
     freq = jieba.dt.FREQ  # read after segmenting: jieba fills its dictionary on first use
     # jieba's HMM glues the measure word after 几/多少 to the next character and may tag the pair a name
     # (多少钱花在 → 钱花/nr): a word that starts inside the measure word and runs past it names no subject.
-    m = _MEASURE_AFTER.search(normalized)
-    measure_start = m.start(1) if m else -1
-    measure_end = measure_start + len(measure_word(normalized))
+    measure_start, measure_end = _measure_span(normalized) or (-1, -1)
     at = 0
     for token, tag in tagged:
         start, at = at, at + len(token)

@@ -13,6 +13,7 @@ the paragraph differently; rare pairs weigh more (pair_weight: idf over the inde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 
 import jieba
 import numpy as np
@@ -64,8 +65,10 @@ def held_pairs(asked: frozenset[str], norm: str, pair_weight: PairWeight) -> flo
     return sum(pair_weight(b) for b in asked & char_pairs(norm))
 
 
-def _parts(norm: str) -> list[str]:
-    return [norm[a:b] for a, b in sentences(norm)] or [norm]
+@lru_cache(maxsize=64)
+def _parts(norm: str) -> tuple[str, ...]:
+    """The sentences of a matching-form paragraph, cut once for the features that read them."""
+    return tuple(norm[a:b] for a, b in sentences(norm)) or (norm,)
 
 
 def pair_share(question: Question, norm: str, pair_weight: PairWeight) -> float:
