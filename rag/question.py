@@ -295,6 +295,20 @@ def subject_words(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def unglued(found: Sequence[str], subjects: Sequence[str], vocabulary: Mapping[str, float]) -> list[str]:
+    """Keywords with jieba's wrong guesses taken apart: its HMM joins characters its dictionary cannot place
+    into a new word (左云县城新修 → 左云县 / 城新修); a guess that neither the dictionary nor the index knows,
+    and that names no subject, stands as its dictionary words (城 / 新 / 修), else it outweighs every real word."""
+    freq = jieba.dt.FREQ
+    out: list[str] = []
+    for w in found:
+        if len(w) >= 2 and w not in vocabulary and w not in freq and not any(w in s for s in subjects):
+            out += [k for piece in jieba.lcut(w, HMM=False) for k in keywords(piece)]
+        else:
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
 def needs_history(question: str, entities: Sequence[str]) -> bool:
     """A follow-up leans on the previous turn: it opens with a pointing or comparing word, or it is a
     fragment that names no subject ("林木覆盖率呢?"). A complete new question stands alone."""
@@ -325,12 +339,13 @@ def analyse_question(
     (its words) knows with a suffix count as subjects."""
     part = text[-MAX_ANALYSED_CHARS:]
     normalized = normalize(part)
-    ranked = sorted(
-        ((w, word_weight(w)) for w in keywords(part)), key=lambda item: (-item[1], normalized.find(item[0]))
-    )
+    subjects = subject_words(part)
+    own = keywords(part)
+    if vocabulary:
+        own = unglued(own, subjects, vocabulary)
+    ranked = sorted(((w, word_weight(w)) for w in own), key=lambda item: (-item[1], normalized.find(item[0])))
     years, figures = _years_and_figures(normalized)
     interrogative, before, after = _around_interrogative(normalized)
-    subjects = subject_words(part)
     focus = words(text)
     standalone, context, context_keywords, entities = text, [], [], list(subjects)
     previous = [h.get("content", "") for h in (history or []) if h.get("role", "user") == "user"]
@@ -340,8 +355,8 @@ def analyse_question(
         standalone = f"{last} {text}"
         context = [w for w in words(last) if w not in focus]
         entities += [e for e in subject_words(last) if e not in entities]
-        own = {w for w, _ in ranked}
-        context_keywords = [w for w in keywords(last) if w not in own]
+        asked = {w for w, _ in ranked}
+        context_keywords = [w for w in keywords(last) if w not in asked]
     if vocabulary:
         entities += place_stems(focus, entities, vocabulary)
     return Question(

@@ -17,6 +17,7 @@ from rag.question import (
     measure_word,
     question_kind,
     subject_words,
+    unglued,
 )
 
 
@@ -151,6 +152,31 @@ def test_the_measure_word_glued_to_the_next_character_is_no_subject(
     question: str, subjects: list[str]
 ) -> None:
     assert subject_words(question) == subjects
+
+
+@pytest.mark.parametrize(
+    ("found", "vocabulary", "kept"),
+    [
+        # jieba's HMM glued 城 (of 县城) to 新修
+        (["左云县", "城新修", "厕所"], {"县城": 1.0}, ["左云县", "城", "新", "修", "厕所"]),
+        (["社零", "总额"], {}, ["社", "零", "总额"]),  # an abbreviation the documents spell out
+        (["城新修"], {"城新修": 3.0}, ["城新修"]),  # a word the index knows stays whole
+        (["厕所"], {}, ["厕所"]),  # a dictionary word stays whole
+        (["高小鹏"], {}, ["高小鹏"]),  # a subject (a name) stays whole: see below
+        (["gdp"], {}, ["gdp"]),  # one piece only
+    ],
+)
+def test_a_word_jiebas_hmm_guessed_that_no_one_knows_stands_as_its_dictionary_words(
+    found: list[str], vocabulary: dict[str, float], kept: list[str]
+) -> None:
+    assert unglued(found, ["高小鹏"], vocabulary) == kept
+
+
+def test_the_analysis_takes_a_glued_guess_apart_only_against_an_index() -> None:
+    question = "左云县城新修了几个厕所?"
+    assert "城新修" in analyse_question(question).words
+    q = analyse_question(question, vocabulary={"县城": 1.0, "厕所": 2.0})
+    assert "城新修" not in q.words and {"城", "新", "修"} <= set(q.words)
 
 
 LAST = [{"role": "user", "content": "左云县有多少家活性炭企业?"}, {"role": "assistant", "content": "14家"}]
