@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from rag.errors import RagError
 from rag.features.passage import holds
 from rag.question import Question, QuestionKind
-from rag.text import char_pairs, normalize
+from rag.scoring import Model, model_from_json
+from rag.text import char_pairs, normalize, sentences
 from rag.types import Answer, Passage
 
 REFUSAL_FILE = Path(__file__).with_name("refusal.json")
-REFUSAL_FORMAT = 1
+REFUSAL_FORMAT = 2  # 2: the model in rag.scoring's JSON forms (gradient-boosted trees since issue 12)
 # Probabilities are clipped this far from 0 and 1 before taking log-odds: beyond ±9.2 a logit says no more.
 PROBABILITY_CLIP = 1e-4
 
@@ -213,6 +216,29 @@ def figures_missing_cited(e: Evidence) -> float:
     return sum(1 for f in named if f not in text) / len(named)
 
 
+def compounds_apart(e: Evidence) -> float:
+    """The share of the question's compounds (人均GDP) whose words the quote holds only apart (人均…GDP)."""
+    # a compound is two neighbouring keywords said together; held apart, they name another quantity
+    asked = e.question.normalized
+    words = e.question.keywords_in_order
+    compounds = [(a, b) for a, b in zip(words, words[1:], strict=False) if a + b in asked]
+    if not compounds:
+        return 0.0
+    quote = _cited_quote(e)
+    return sum(1 for a, b in compounds if a in quote and b in quote and a + b not in quote) / len(compounds)
+
+
+def distinct_cover_quote(e: Evidence) -> float:
+    """The quote's share of the question's keyword weight, over words in at most half the paragraph's sentences."""
+    # the paragraph's topic, in every sentence, picks no sentence out; 1 when the question has no other word
+    paragraph, quote = _cited_text(e), _cited_quote(e)
+    spans = sentences(paragraph) or [(0, len(paragraph))]
+    parts = [paragraph[a:b] for a, b in spans]
+    distinct = [(k, w) for k, w in e.question.keywords if 2 * sum(1 for p in parts if k in p) <= len(parts)]
+    total = sum(w for _, w in distinct)
+    return sum(w for k, w in distinct if k in quote) / total if total > 0 else 1.0
+
+
 def quote_similarity(e: Evidence) -> float:
     """The embedder's cosine of the question with the quoted sentence."""
     return e.answer.quote_similarity
@@ -267,6 +293,8 @@ FEATURES: dict[str, Callable[[Evidence], float]] = {
         subjects_missing_cited,
         subjects_missing_everywhere,
         figures_missing_cited,
+        compounds_apart,
+        distinct_cover_quote,
         question_length,
         quote_similarity,
         best_similarity,
@@ -284,13 +312,11 @@ def feature_row(evidence: Evidence, names: Sequence[str] = FEATURE_NAMES) -> lis
 
 @dataclass(frozen=True)
 class RefusalWeights:
-    """A logistic model over standardised features and the threshold chosen for a stated precision."""
+    """The fitted model (gradient-boosted trees or a logistic regression, rag.scoring's forms) over the named
+    features, and the threshold chosen for a stated precision."""
 
     names: tuple[str, ...]
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
+    model: Model
     threshold: float
 
 
@@ -304,21 +330,17 @@ def load_refusal_weights(path: str | Path = REFUSAL_FILE) -> RefusalWeights:
         raise RagError(
             f"{path} has format {data.get('format')!r}, not {REFUSAL_FORMAT}: run evals/fit_refusal.py"
         )
-    model = data["model"]
-    names = tuple(model["features"])
+    names = tuple(data["model"]["features"])
     unknown = [n for n in names if n not in FEATURES]
     if unknown:
         raise RagError(
             f"{path} names features this code lacks ({', '.join(unknown)}): run evals/fit_refusal.py"
         )
-    return RefusalWeights(
-        names=names,
-        mean=tuple(model["mean"]),
-        scale=tuple(model["scale"]),
-        coef=tuple(model["coef"]),
-        intercept=float(model["intercept"]),
-        threshold=float(data["threshold"]),
-    )
+    try:
+        model = model_from_json(data["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise RagError(f"{path} holds no readable model ({e}): run evals/fit_refusal.py") from e
+    return RefusalWeights(names=names, model=model, threshold=float(data["threshold"]))
 
 
 @lru_cache(maxsize=1)
@@ -329,9 +351,7 @@ def shipped_refusal_weights() -> RefusalWeights:
 
 def found_probability(row: Sequence[float], weights: RefusalWeights) -> float:
     """The fitted probability that the answer text holds a right answer, for a row in weights.names order."""
-    z = weights.intercept + sum(
-        c * (x - m) / s for x, m, s, c in zip(row, weights.mean, weights.scale, weights.coef, strict=True)
-    )
+    z = float(weights.model.logits(np.asarray([row], dtype=np.float64))[0])
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 

@@ -1,4 +1,4 @@
-"""rag.refusal: each feature from a table of examples, the logistic read-out, and the shipped model file."""
+"""rag.refusal: each feature from a table of examples, the model read-out, and the shipped model file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import refusal as r
@@ -22,7 +23,8 @@ from rag.refusal import (
     found_probability,
     load_refusal_weights,
 )
-from rag.text import normalize
+from rag.scoring import LogisticModel
+from rag.text import normalize, sentences
 from rag.types import Answer, Citation, Passage
 
 Q_DATE = "左云县不见面审批系统是哪天开始试运行的?"
@@ -61,6 +63,22 @@ DOCS_SHORT_FORM = {"a.txt": normalize("左云不见面审批。" + PARA), "b.txt
 DOCS_WITHOUT = {"a.txt": normalize(PARA), "b.txt": normalize(OTHER)}
 
 
+Q_COMPOUND = "左权县的人均GDP是多少?"
+P_APART = passage("a.txt", 2, "农村居民人均可支配收入增长10.5%,连续4年跑赢GDP。", 2.0, 0.8, 9.0)
+P_TOGETHER = passage("a.txt", 3, "系统统计全县人均GDP为5万元。", 2.0, 0.8, 9.0)
+
+
+Q_FISH = "鹦嘴鱼分布于哪里?"
+FISH = passage("f.txt", 1, "鹦嘴鱼是一种鱼。鹦嘴鱼分布于太平洋。鹦嘴鱼以藻类为食。", 2.0, 0.8, 9.0)
+
+
+def quoting(p: Passage, sentence: int) -> Answer:
+    """An answer quoting the passage's n-th sentence."""
+    start, end = sentences(p.text)[sentence]
+    cited = [Citation.quoting(1, p, start, end)]
+    return Answer(question="", text="…", found=True, citations=cited, passages=[p], confidence=0.5)
+
+
 def ev(a: Answer, docs: dict[str, str] = DOCS, question: str = Q_DATE) -> Evidence:
     return Evidence(a, analyse_question(question), docs)
 
@@ -96,6 +114,15 @@ TABLE: list[tuple[Callable[[Evidence], float], Evidence, float]] = [
     (r.figures_missing_cited, ev(answer(P1, [P1]), question=Q_YEAR), 0.0),
     (r.figures_missing_cited, ev(answer(P2, [P2]), question=Q_YEAR), 1.0),
     (r.figures_missing_cited, ev(answer(P1, [P1])), 0.0),  # names no figure
+    # 人均 and GDP said together in the question, only apart in the quote: another quantity
+    (r.compounds_apart, ev(answer(P_APART, [P_APART]), question=Q_COMPOUND), 1.0),
+    (r.compounds_apart, ev(answer(P_TOGETHER, [P_TOGETHER]), question=Q_COMPOUND), 0.0),
+    (r.compounds_apart, ev(answer(P2, [P2]), question=Q_COMPOUND), 0.0),  # GDP alone: not held apart
+    (r.compounds_apart, ev(answer(P1, [P1])), 0.0),  # no two keywords said together
+    # the fish is named in every sentence: only 分布 tells the sentences apart
+    (r.distinct_cover_quote, ev(quoting(FISH, 0), question=Q_FISH), 0.0),
+    (r.distinct_cover_quote, ev(quoting(FISH, 1), question=Q_FISH), 1.0),
+    (r.distinct_cover_quote, ev(quoting(FISH, 1), question="鹦嘴鱼是什么?"), 1.0),  # no other word: 1
     (FEATURES["kind_date"], ev(answer(P1, [P1])), 1.0),
     (FEATURES["kind_number"], ev(answer(P1, [P1])), 0.0),
     (FEATURES["kind_number"], ev(answer(P1, [P1]), question=Q_YEAR), 1.0),
@@ -120,10 +147,11 @@ def test_every_feature_is_named_and_documented() -> None:
         assert feature.__doc__ and "\n" not in feature.__doc__.strip()
 
 
-def test_found_probability_is_the_logistic_of_standardised_features() -> None:
-    w = RefusalWeights(
-        names=("a", "b"), mean=(1.0, 0.0), scale=(2.0, 1.0), coef=(1.0, -1.0), intercept=0.5, threshold=0.5
+def test_found_probability_is_the_sigmoid_of_the_models_log_odds() -> None:
+    logistic = LogisticModel(
+        ("a", "b"), np.array([1.0, 0.0]), np.array([2.0, 1.0]), np.array([1.0, -1.0]), 0.5
     )
+    w = RefusalWeights(names=("a", "b"), model=logistic, threshold=0.5)
     z = 0.5 + (3.0 - 1.0) / 2.0 - 1.0 * 2.0
     assert found_probability([3.0, 2.0], w) == pytest.approx(1 / (1 + math.exp(-z)))
     assert found_probability([1e6, -1e6], w) == pytest.approx(1.0)  # no overflow either way
@@ -133,8 +161,7 @@ def test_found_probability_is_the_logistic_of_standardised_features() -> None:
 def test_shipped_model_loads_and_names_the_code_features() -> None:
     data = json.loads(REFUSAL_FILE.read_text(encoding="utf-8"))
     w = load_refusal_weights()
-    assert w.names == tuple(data["model"]["features"]) == FEATURE_NAMES
-    assert len(w.coef) == len(w.mean) == len(w.scale) == len(w.names)
+    assert w.names == tuple(data["model"]["features"]) == FEATURE_NAMES == w.model.features
     assert 0.0 < w.threshold < 1.0
     assert len(data["data_sha256"]) == 64 and data["date"]
     p = found_probability(feature_row(ev(answer(P1, [P1, P2])), w.names), w)
@@ -144,6 +171,15 @@ def test_shipped_model_loads_and_names_the_code_features() -> None:
 def test_a_model_naming_unknown_features_says_to_refit(tmp_path: Path) -> None:
     data = json.loads(REFUSAL_FILE.read_text(encoding="utf-8"))
     data["model"]["features"][0] = "no_such_feature"
+    path = tmp_path / "refusal.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RagError, match="fit_refusal"):
+        load_refusal_weights(path)
+
+
+def test_a_model_of_an_earlier_format_says_to_refit(tmp_path: Path) -> None:
+    data = json.loads(REFUSAL_FILE.read_text(encoding="utf-8"))
+    data["format"] = 1
     path = tmp_path / "refusal.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(RagError, match="fit_refusal"):
