@@ -319,9 +319,6 @@ class Fitted:
         )
 
 
-KIND = "trees"  # or "logistic": set by fit --model
-
-
 def set_weights(sets: np.ndarray, balanced: bool) -> np.ndarray:
     """Row weights: 1, or with `balanced` each question set (CMRC, DRCD, the seeds) weighing the same in
     total, so that the users' own kind of document is not drowned by two encyclopaedia sets."""
@@ -332,12 +329,12 @@ def set_weights(sets: np.ndarray, balanced: bool) -> np.ndarray:
     return np.array([per[s] for s in sets])
 
 
-def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> Fitted:
+def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, kind: str = "trees") -> Fitted:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    if KIND == "logistic":
+    if kind == "logistic":
         scaler = StandardScaler().fit(x)
         scaler.scale_ = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature stays 0, not NaN
         logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y, sample_weight=weight)
@@ -346,7 +343,9 @@ def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> F
     return Fitted(model.fit(x, y, sample_weight=weight))
 
 
-def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = False) -> None:
+def fit(
+    records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = False, kind: str = "trees"
+) -> None:
     from sklearn.model_selection import GroupKFold
 
     r = rows(records)
@@ -357,12 +356,12 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = Fa
     held = np.zeros(len(y))
     thresholds = []
     for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, groups):
-        held[test_idx] = _fitted(x[fit_idx], y[fit_idx], weight[fit_idx]).predict(x[test_idx])
+        held[test_idx] = _fitted(x[fit_idx], y[fit_idx], weight[fit_idx], kind).predict(x[test_idx])
         # the threshold is chosen on held-out predictions within the fitting folds (nested), never on
         # the fold it is scored on
         inner = np.zeros(len(fit_idx))
         for a, b in GroupKFold(CV_FOLDS).split(fit_idx, y[fit_idx], groups[fit_idx]):
-            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a], weight[fit_idx][a]).predict(x[fit_idx][b])
+            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a], weight[fit_idx][a], kind).predict(x[fit_idx][b])
         # the precision is that of the answerable and article-removed questions (the issue's measure): the
         # near misses teach the model, but their constructed share must not set the threshold
         sets_it = ~near[fit_idx]
@@ -394,12 +393,12 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = Fa
         "log_loss": round(float(log_loss(y[~near], np.clip(held[~near], 1e-6, 1 - 1e-6))), 4),
     }
     print(
-        f"{KIND}: rows {len(r.y)} (answered by the rules {int(m.sum())}); threshold {threshold:.4f} "
+        f"{kind}: rows {len(r.y)} (answered by the rules {int(m.sum())}); threshold {threshold:.4f} "
         f"(fold thresholds {', '.join(f'{t:.3f}' for t in thresholds)})"
     )
     for name, v in report.items():
         print(name, json.dumps(v, ensure_ascii=False))
-    final = _fitted(x, y, weight)
+    final = _fitted(x, y, weight, kind)
     if dry:
         return
     out = {
@@ -407,7 +406,7 @@ def fit(records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = Fa
         "what": "P(the extractive answer's text holds a gold answer), over answers the rules give",
         "date": date.today().isoformat(),
         "data_sha256": data_sha,
-        "command": "evals/fit_refusal.py fit" + (" --balanced" if balanced else "") + f" --model {KIND}",
+        "command": "evals/fit_refusal.py fit" + (" --balanced" if balanced else "") + f" --model {kind}",
         "threshold": round(threshold, 6),
         "precision_target": PRECISION,
         "sets_balanced": balanced,
@@ -529,9 +528,7 @@ def main() -> None:
     if args.command == "curve":
         curve(records)
         return
-    global KIND
-    KIND = args.model
-    fit(records, args.dry, data_sha256(), args.balanced)
+    fit(records, args.dry, data_sha256(), args.balanced, args.model)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.features.passage import holds
 from rag.question import Question, QuestionKind
-from rag.scoring import Model, model_from_json
+from rag.scoring import Model, model_from_json, sigmoid
 from rag.text import char_pairs, normalize, sentences
 from rag.types import Answer, Passage
 
@@ -32,6 +32,9 @@ REFUSAL_FILE = Path(__file__).with_name("refusal.json")
 REFUSAL_FORMAT = 2  # 2: the model in rag.scoring's JSON forms (gradient-boosted trees since issue 12)
 # Probabilities are clipped this far from 0 and 1 before taking log-odds: beyond ±9.2 a logit says no more.
 PROBABILITY_CLIP = 1e-4
+# A word in more than this share of a paragraph's sentences is its topic, not what picks one sentence out (a
+# feature's cut, set by hand: the fitted trees weigh the feature itself).
+TOPIC_SENTENCES = 0.5
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,8 @@ def distinct_cover_quote(e: Evidence) -> float:
     paragraph, quote = _cited_text(e), _cited_quote(e)
     spans = sentences(paragraph) or [(0, len(paragraph))]
     parts = [paragraph[a:b] for a, b in spans]
-    distinct = [(k, w) for k, w in e.question.keywords if 2 * sum(1 for p in parts if k in p) <= len(parts)]
+    most = TOPIC_SENTENCES * len(parts)
+    distinct = [(k, w) for k, w in e.question.keywords if sum(1 for p in parts if k in p) <= most]
     total = sum(w for _, w in distinct)
     return sum(w for k, w in distinct if k in quote) / total if total > 0 else 1.0
 
@@ -315,9 +319,13 @@ class RefusalWeights:
     """The fitted model (gradient-boosted trees or a logistic regression, rag.scoring's forms) over the named
     features, and the threshold chosen for a stated precision."""
 
-    names: tuple[str, ...]
     model: Model
     threshold: float
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The features the model reads, in its order."""
+        return self.model.features
 
 
 def load_refusal_weights(path: str | Path = REFUSAL_FILE) -> RefusalWeights:
@@ -340,7 +348,7 @@ def load_refusal_weights(path: str | Path = REFUSAL_FILE) -> RefusalWeights:
         model = model_from_json(data["model"])
     except (KeyError, TypeError, ValueError) as e:
         raise RagError(f"{path} holds no readable model ({e}): run evals/fit_refusal.py") from e
-    return RefusalWeights(names=names, model=model, threshold=float(data["threshold"]))
+    return RefusalWeights(model=model, threshold=float(data["threshold"]))
 
 
 @lru_cache(maxsize=1)
@@ -351,8 +359,7 @@ def shipped_refusal_weights() -> RefusalWeights:
 
 def found_probability(row: Sequence[float], weights: RefusalWeights) -> float:
     """The fitted probability that the answer text holds a right answer, for a row in weights.names order."""
-    z = float(weights.model.logits(np.asarray([row], dtype=np.float64))[0])
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    return float(sigmoid(weights.model.logits(np.asarray([row], dtype=np.float64)))[0])
 
 
 def answer_probability(evidence: Evidence, weights: RefusalWeights | None = None) -> float:

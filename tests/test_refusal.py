@@ -151,7 +151,7 @@ def test_found_probability_is_the_sigmoid_of_the_models_log_odds() -> None:
     logistic = LogisticModel(
         ("a", "b"), np.array([1.0, 0.0]), np.array([2.0, 1.0]), np.array([1.0, -1.0]), 0.5
     )
-    w = RefusalWeights(names=("a", "b"), model=logistic, threshold=0.5)
+    w = RefusalWeights(model=logistic, threshold=0.5)
     z = 0.5 + (3.0 - 1.0) / 2.0 - 1.0 * 2.0
     assert found_probability([3.0, 2.0], w) == pytest.approx(1 / (1 + math.exp(-z)))
     assert found_probability([1e6, -1e6], w) == pytest.approx(1.0)  # no overflow either way
