@@ -60,11 +60,13 @@ sys.path.insert(0, str(ROOT / "evals"))
 
 from bench_corpus import passages  # noqa: E402
 
+from rag.answer import COVERAGE_ALLOWANCE  # noqa: E402
 from rag.eval_calibration import balanced_weights, expected_calibration_error  # noqa: E402
 from rag.evaluation import QAItem, answer_correct, item_from_dict  # noqa: E402
 from rag.question import analyse_question  # noqa: E402
 from rag.refusal import FEATURE_NAMES, REFUSAL_FILE, REFUSAL_FORMAT, Evidence, feature_row  # noqa: E402
 from rag.scoring import logistic_to_json, trees_to_json  # noqa: E402
+from rag.short_answer import CHOOSE_AMONG_PASSAGES  # noqa: E402
 from rag.squad import load_squad, spread  # noqa: E402
 from rag.types import Answer  # noqa: E402
 
@@ -86,6 +88,9 @@ ROLES = ("answerable", "removed", "near-miss", "unanswerable")
 # DRCD + seeds with near misses: see the CHANGELOG's issue 12 entry for the figures).
 TREE_PARAMS: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
 SEED = 0
+# collect: how far below the rules' coverage gate answers still reach the records (the gate is 0.4, or 0.5
+# beside a passed-over passage): every allowance `fit --allowance` can score, from one collection
+COLLECT_ALLOWANCE = 0.4
 
 
 @dataclass
@@ -99,6 +104,9 @@ class Record:
     index_dir: str
     answer: Answer
     seconds: float
+    # the answers from the other leading passages that pass the rules' gates on their own (rag.engine
+    # _extractive_candidates), for the refusal's choice among them
+    alternatives: tuple[Answer, ...] = ()
 
 
 def _engine(index_dir: Path, docs: dict[str, list[str]] | None) -> Any:
@@ -110,22 +118,39 @@ def _engine(index_dir: Path, docs: dict[str, list[str]] | None) -> Any:
     return Engine.build_from_texts(docs, index_dir, settings=settings)
 
 
+def _with_coverage_allowance(allowance: float) -> None:
+    """While collecting, the rules' coverage gate lets answers this far below it through, each with its
+    coverage_margin, so that `fit --allowance` can score any allowance up to it from one collection (the gate
+    only refuses the window the rules chose; it never changes which one that is)."""
+    from rag import answer
+
+    answer.COVERAGE_ALLOWANCE = allowance  # type: ignore[misc]
+
+
+_CANDIDATES: list[Answer] = []  # the last question's candidate answers, as the engine handed them over
+
+
 def _without_fitted_refusal() -> None:
-    """While collecting, the engine skips the fitted refusal: the records must hold the answer the model
-    reads at answer time (with_fitted_refusal's input), not what an earlier model made of it."""
+    """While collecting, the engine skips the fitted refusal and its choice: the records must hold the
+    answers the model reads at answer time (with_fitted_choice's input: the rules' answer, then the other
+    leading passages'), not what an earlier model made of them."""
     from rag import engine
 
-    def unrefused(answer: Answer, *args: Any, **kwargs: Any) -> Answer:
-        return answer
+    def unrefused(candidates: Sequence[Answer], *args: Any, **kwargs: Any) -> Answer:
+        _CANDIDATES[:] = candidates
+        return candidates[0]
 
-    engine.with_fitted_refusal = unrefused  # type: ignore[assignment]
+    engine.with_fitted_choice = unrefused  # type: ignore[assignment]
 
 
-def _ask(engine: Any, item: QAItem) -> tuple[Answer, float]:
+def _ask(engine: Any, item: QAItem) -> tuple[Answer, float, tuple[Answer, ...]]:
+    """The rules' answer, the seconds it took, and the other leading passages' answers."""
     history = [{"role": "user", "content": h} for h in item.history] or None
+    _CANDIDATES.clear()
     start = time.perf_counter()
     answer = engine.ask(item.question, history=history)
-    return answer, time.perf_counter() - start
+    alternatives = tuple(_CANDIDATES[1:]) if _CANDIDATES and _CANDIDATES[0] is answer else ()
+    return answer, time.perf_counter() - start, alternatives
 
 
 def collect_squad(name: str, questions: int, log: Any) -> list[Record]:
@@ -149,8 +174,9 @@ def collect_squad(name: str, questions: int, log: Any) -> list[Record]:
     for n, item in enumerate(items, 1):
         f = fold_of[item.doc]
         for role, g in (("answerable", f), ("removed", (f + 1) % FOLDS)):
-            answer, seconds = _ask(engines[g], item)
-            out.append(Record(name, item.doc, role, item, str(WORK / f"index-{name}-{g}"), answer, seconds))
+            answer, seconds, others = _ask(engines[g], item)
+            index_dir = str(WORK / f"index-{name}-{g}")
+            out.append(Record(name, item.doc, role, item, index_dir, answer, seconds, others))
         if n % 50 == 0:
             print(f"{name}: {n}/{len(items)} asked", file=log, flush=True)
             _save(name, out)
@@ -177,9 +203,9 @@ def collect_near_misses(name: str, questions: int, log: Any) -> list[Record]:
         half = next((h for h in (0, 1) if ps[h::2] and not holding & set(range(h, len(ps), 2))), None)
         if half is None:
             continue
-        answer, seconds = _ask(engines[half], item)
+        answer, seconds, others = _ask(engines[half], item)
         index_dir = str(WORK / f"index-{name}-half{half}")
-        out.append(Record(name, item.doc, "near-miss", item, index_dir, answer, seconds))
+        out.append(Record(name, item.doc, "near-miss", item, index_dir, answer, seconds, others))
         if n % 100 == 0:
             print(f"{name} near misses: {n}/{len(items)} looked at, {len(out)} asked", file=log, flush=True)
     return out
@@ -192,9 +218,9 @@ def collect_seeds(log: Any) -> list[Record]:
         if not raw.strip():
             continue
         item = item_from_dict(json.loads(raw), line)
-        answer, seconds = _ask(engine, item)
+        answer, seconds, others = _ask(engine, item)
         role = "unanswerable" if item.unanswerable else "answerable"
-        out.append(Record("seeds", item.doc, role, item, str(WORK / "index-seeds"), answer, seconds))
+        out.append(Record("seeds", item.doc, role, item, str(WORK / "index-seeds"), answer, seconds, others))
     print(f"seeds: {len(out)} asked", file=log, flush=True)
     return out
 
@@ -211,42 +237,60 @@ def _save(name: str, records: list[Record]) -> None:
 
 @dataclass(frozen=True)
 class Rows:
+    """One row per candidate answer: the rules' (candidate 0), then with `choose` each other leading
+    passage's; `question` is the record each comes from."""
+
     x: np.ndarray
     y: np.ndarray
-    found: np.ndarray  # the rules answered
+    found: np.ndarray  # the rules give this answer (it passes their gates)
     role: np.ndarray
     set: np.ndarray
     group: np.ndarray
+    question: np.ndarray
+    candidate: np.ndarray
 
 
-def rows(records: Sequence[Record]) -> Rows:
-    """Feature rows from the shipped feature code, with each index's documents as the engine sees them."""
+def rows(
+    records: Sequence[Record],
+    allowance: float = COVERAGE_ALLOWANCE,
+    names: Sequence[str] = FEATURE_NAMES,
+    choose: bool = False,
+) -> Rows:
+    """Feature rows from the shipped feature code, with each index's documents as the engine sees them; an
+    answer further below the rules' coverage gate than `allowance` counts as the rules' refusal."""
     from rag.store import Store
 
     doc_texts: dict[str, dict[str, str]] = {}
-    x, y, found, role, sets, group = [], [], [], [], [], []
-    for r in records:
+    columns: dict[str, list[Any]] = {k: [] for k in ("x", "y", "found", "role", "set", "group", "q", "c")}
+    for q, r in enumerate(records):
         if r.index_dir not in doc_texts:
             doc_texts[r.index_dir] = Store.open(r.index_dir).doc_text
-        evidence = Evidence(r.answer, analyse_question(r.item.question), doc_texts[r.index_dir])
-        x.append(feature_row(evidence))
-        # a near miss holds no gold answer in its index, but is scored all the same (a gold answer worded
-        # the same way elsewhere in the article makes a right answer)
-        asked = r.role in ("answerable", "near-miss")
-        right = asked and answer_correct(r.item, r.answer.text, r.answer.found)
-        y.append(1 if right else 0)
-        found.append(r.answer.found)
-        role.append(r.role)
-        sets.append(r.set)
-        group.append(f"{r.set}/{r.group}")
-    return Rows(
-        np.array(x),
-        np.array(y),
-        np.array(found),
-        np.array(role),
-        np.array(sets),
-        np.array(group),
-    )
+        question = analyse_question(r.item.question)
+        candidates = (r.answer, *r.alternatives) if choose else (r.answer,)
+        given_ones = [a for a in candidates if a.found and a.coverage_margin >= -allowance]
+        for c, answer in enumerate(candidates):
+            others = tuple(o for o in given_ones if o is not answer)
+            evidence = Evidence(answer, question, doc_texts[r.index_dir], others)
+            # a near miss holds no gold answer in its index, but is scored all the same (a gold answer worded
+            # the same way elsewhere in the article makes a right answer)
+            asked = r.role in ("answerable", "near-miss")
+            given = any(answer is g for g in given_ones)
+            right = asked and answer_correct(r.item, answer.text, given)
+            for key, value in zip(
+                columns,
+                (feature_row(evidence, names), int(right), given, r.role, r.set, f"{r.set}/{r.group}", q, c),
+                strict=True,
+            ):
+                columns[key].append(value)
+    return Rows(*(np.array(v) for v in columns.values()))
+
+
+def best_of(p: np.ndarray, question: np.ndarray) -> np.ndarray:
+    """The index of each question's most probable row (the earlier candidate on a tie)."""
+    order = np.lexsort((-p, question))
+    first = np.ones(len(order), bool)
+    first[1:] = question[order][1:] != question[order][:-1]
+    return order[first]
 
 
 def threshold_for(
@@ -299,6 +343,7 @@ class Fitted:
     regression over standardised features (`scaler` set)."""
 
     model: Any
+    names: tuple[str, ...]  # the features, in the columns' order
     scaler: Any = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -309,9 +354,9 @@ class Fitted:
     def to_json(self) -> dict[str, Any]:
         """The model in rag.scoring's JSON form (what rag.refusal reads)."""
         if self.scaler is None:
-            return trees_to_json(self.model, FEATURE_NAMES)
+            return trees_to_json(self.model, self.names)
         return logistic_to_json(
-            FEATURE_NAMES,
+            self.names,
             self.scaler.mean_,
             self.scaler.scale_,
             self.model.coef_[0],
@@ -329,7 +374,13 @@ def set_weights(sets: np.ndarray, balanced: bool) -> np.ndarray:
     return np.array([per[s] for s in sets])
 
 
-def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, kind: str = "trees") -> Fitted:
+def _fitted(
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray | None = None,
+    kind: str = "trees",
+    names: tuple[str, ...] = FEATURE_NAMES,
+) -> Fitted:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -338,67 +389,84 @@ def _fitted(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, kind
         scaler = StandardScaler().fit(x)
         scaler.scale_ = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)  # a constant feature stays 0, not NaN
         logistic = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y, sample_weight=weight)
-        return Fitted(logistic, scaler)
+        return Fitted(logistic, names, scaler)
     model = HistGradientBoostingClassifier(**TREE_PARAMS, early_stopping=False, random_state=SEED)
-    return Fitted(model.fit(x, y, sample_weight=weight))
+    return Fitted(model.fit(x, y, sample_weight=weight), names)
 
 
 def fit(
-    records: Sequence[Record], dry: bool, data_sha: str, balanced: bool = False, kind: str = "trees"
+    records: Sequence[Record],
+    dry: bool,
+    data_sha: str,
+    balanced: bool = False,
+    kind: str = "trees",
+    allowance: float = COVERAGE_ALLOWANCE,
+    names: tuple[str, ...] = FEATURE_NAMES,
+    choose: bool = CHOOSE_AMONG_PASSAGES,
 ) -> None:
     from sklearn.model_selection import GroupKFold
 
-    r = rows(records)
-    m = r.found  # only what the rules answer is a row: the model can only refuse more
-    x, y, groups = r.x[m], r.y[m], r.group[m]
+    r = rows(records, allowance, names, choose)
+    m = r.found  # only what the rules give is a row: the model can only refuse more, or choose among them
+    x, y, groups, qid = r.x[m], r.y[m], r.group[m], r.question[m]
     weight = set_weights(r.set[m], balanced)
     near = r.role[m] == "near-miss"
     held = np.zeros(len(y))
     thresholds = []
     for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, groups):
-        held[test_idx] = _fitted(x[fit_idx], y[fit_idx], weight[fit_idx], kind).predict(x[test_idx])
+        held[test_idx] = _fitted(x[fit_idx], y[fit_idx], weight[fit_idx], kind, names).predict(x[test_idx])
         # the threshold is chosen on held-out predictions within the fitting folds (nested), never on
-        # the fold it is scored on
+        # the fold it is scored on, over each question's chosen answer
         inner = np.zeros(len(fit_idx))
         for a, b in GroupKFold(CV_FOLDS).split(fit_idx, y[fit_idx], groups[fit_idx]):
-            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a], weight[fit_idx][a], kind).predict(x[fit_idx][b])
+            inner[b] = _fitted(x[fit_idx][a], y[fit_idx][a], weight[fit_idx][a], kind, names).predict(
+                x[fit_idx][b]
+            )
+        chosen = best_of(inner, qid[fit_idx])
         # the precision is that of the answerable and article-removed questions (the issue's measure): the
         # near misses teach the model, but their constructed share must not set the threshold
-        sets_it = ~near[fit_idx]
-        thresholds.append(threshold_for(inner[sets_it], y[fit_idx][sets_it], weight=weight[fit_idx][sets_it]))
+        chosen = chosen[~near[fit_idx][chosen]]
+        thresholds.append(threshold_for(inner[chosen], y[fit_idx][chosen], weight=weight[fit_idx][chosen]))
     threshold = float(np.mean(thresholds))
-    p_all = np.zeros(len(r.y))
-    p_all[m] = held
+    # per question: the rules' answer (candidate 0) and the fitted choice among the answers the rules give
+    first = r.candidate == 0
+    role, sets = r.role[first], r.set[first]
+    chosen = best_of(held, qid)
+    p_q, y_q, given_q = np.zeros(len(role)), np.zeros(len(role), int), np.zeros(len(role), bool)
+    p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
     report: dict[str, Any] = {}
     for name in ("cmrc2018", "drcd", "seeds", "all"):
-        s = np.ones(len(r.y), bool) if name == "all" else r.set == name
+        s = np.ones(len(role), bool) if name == "all" else sets == name
         if not s.any():
             continue
-        rules = figures(r.found[s], r.y[s], r.role[s])
-        fitted = figures(r.found[s] & (p_all[s] >= threshold), r.y[s], r.role[s])
-        sm = s & m
+        rules = figures(r.found[first][s], r.y[first][s], role[s])
+        fitted = figures(given_q[s] & (p_q[s] >= threshold), y_q[s], role[s])
+        sg = s & given_q
         report[name] = {
             "rules": rules,
             "fitted": fitted,
             # calibration of p over the answers the rules give, and over every question with a rules'
             # refusal at confidence 0
-            "ece_rules_found_1to1": balanced_ece(p_all[sm], r.y[sm], r.role[sm]),
-            "ece_all_1to1": balanced_ece(p_all[s], r.y[s], r.role[s]),
+            "ece_rules_found_1to1": balanced_ece(p_q[sg], y_q[sg], role[sg]),
+            "ece_all_1to1": balanced_ece(p_q[s], y_q[s], role[s]),
         }
     from sklearn.metrics import log_loss, roc_auc_score
 
-    # how well the held-out probability tells right from wrong, whatever the threshold (near misses apart)
+    # how well the held-out probability of the chosen answers tells right from wrong, whatever the threshold
+    # (near misses apart)
+    kept = chosen[~near[chosen]]
     report["separation"] = {
-        "auc": round(float(roc_auc_score(y[~near], held[~near])), 4),
-        "log_loss": round(float(log_loss(y[~near], np.clip(held[~near], 1e-6, 1 - 1e-6))), 4),
+        "auc": round(float(roc_auc_score(y[kept], held[kept])), 4),
+        "log_loss": round(float(log_loss(y[kept], np.clip(held[kept], 1e-6, 1 - 1e-6))), 4),
     }
     print(
-        f"{kind}: rows {len(r.y)} (answered by the rules {int(m.sum())}); threshold {threshold:.4f} "
+        f"{kind}: questions {len(role)}, candidate answers the rules give {int(m.sum())} "
+        f"(their first {int((m & first).sum())}); threshold {threshold:.4f} "
         f"(fold thresholds {', '.join(f'{t:.3f}' for t in thresholds)})"
     )
     for name, v in report.items():
         print(name, json.dumps(v, ensure_ascii=False))
-    final = _fitted(x, y, weight, kind)
+    final = _fitted(x, y, weight, kind, names)
     if dry:
         return
     out = {
@@ -406,17 +474,21 @@ def fit(
         "what": "P(the extractive answer's text holds a gold answer), over answers the rules give",
         "date": date.today().isoformat(),
         "data_sha256": data_sha,
-        "command": "evals/fit_refusal.py fit" + (" --balanced" if balanced else "") + f" --model {kind}",
+        "command": "evals/fit_refusal.py fit"
+        + (" --balanced" if balanced else "")
+        + ("" if choose else " --rules-choice")
+        + f" --model {kind}",
         "threshold": round(threshold, 6),
         "precision_target": PRECISION,
         "sets_balanced": balanced,
         "model": final.to_json(),
         "cross_validated": {"folds": CV_FOLDS, "grouped_by": "article", **report},
         "rows": {
-            name: {role: int(((r.set == name) & (r.role == role)).sum()) for role in ROLES}
+            name: {k: int(((sets == name) & (role == k)).sum()) for k in ROLES}
             for name in ("cmrc2018", "drcd", "seeds")
         },
         "rows_found_by_rules": int(m.sum()),
+        "chooses_among_passages": choose,
     }
     REFUSAL_FILE.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {REFUSAL_FILE}")
@@ -494,6 +566,21 @@ def main() -> None:
     f = sub.add_parser("fit")
     f.add_argument("--dry", action="store_true", help="print the figures, write nothing")
     f.add_argument("--answers", type=Path, default=WORK, help="the folder collect wrote the answers to")
+    f.add_argument(
+        "--allowance",
+        type=float,
+        default=COVERAGE_ALLOWANCE,
+        help=f"score answers this far below the rules' coverage gate (at most {COLLECT_ALLOWANCE}; "
+        "default: rag/answer.py's)",
+    )
+    f.add_argument(
+        "--without", nargs="+", default=[], metavar="FEATURE", help="leave features out, to compare"
+    )
+    f.add_argument(
+        "--rules-choice",
+        action="store_true",
+        help="judge the rules' answer alone instead of choosing among the leading passages' (to compare)",
+    )
     f.add_argument("--balanced", action="store_true", help="each question set weighs the same in total")
     f.add_argument(
         "--model",
@@ -507,6 +594,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.command == "collect":
         _without_fitted_refusal()
+        _with_coverage_allowance(COLLECT_ALLOWANCE)
         if args.near_miss and args.set != "seeds":
             records = collect_near_misses(args.set, args.questions, sys.stdout)
             _save(f"{args.set}-near-miss", records)
@@ -528,7 +616,12 @@ def main() -> None:
     if args.command == "curve":
         curve(records)
         return
-    fit(records, args.dry, data_sha256(), args.balanced, args.model)
+    unknown = set(args.without) - set(FEATURE_NAMES)
+    if unknown:
+        ap.error(f"no such feature: {', '.join(sorted(unknown))} (rag/refusal.py names them)")
+    names = tuple(n for n in FEATURE_NAMES if n not in args.without)
+    choose = CHOOSE_AMONG_PASSAGES and not args.rules_choice
+    fit(records, args.dry, data_sha256(), args.balanced, args.model, args.allowance, names, choose)
 
 
 if __name__ == "__main__":

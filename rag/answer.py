@@ -32,6 +32,9 @@ PART_CHARS = 70
 PASSAGES_READ = 3  # the leading passages the rules look into (the ranking's hit@3 is 0.99+ on the dev sets)
 MIN_COVERAGE = 0.4  # weighted share of the question's words the cited paragraph must hold, or refuse
 STRICT_COVERAGE = 0.5  # the same when a better-ranked passage was passed over for naming another subject
+# How far below that gate a one-subject answer may fall and still go to the fitted refusal (rag/refusal.py),
+# which reads the shortfall as its feature `coverage_margin`: 0 keeps the gate hard.
+COVERAGE_ALLOWANCE = 0.0
 PAIR_CREDIT = 0.5  # a longer word missing whole earns this times the share of its character pairs held
 SPREAD_EXPONENT = 0.5  # a word in n of the paragraph's sentences weighs n ** -SPREAD_EXPONENT inside it
 SUBJECT_SHARE = 0.3  # a subject word (place, name) inside its own document: held by every sentence alike
@@ -326,10 +329,13 @@ def compose(
     parts: Sequence[tuple[Question, Sequence[Passage]]],
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
+    prefer: tuple[str, int] | None = None,
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 
     parts: one (analysed question, ranked passages) pair, or one per subject for a comparison across documents.
+    prefer: (doc, paragraph) of a leading passage to answer from instead of the one the window scores pick
+    (one subject only); its answer passes the same gates, or it is a refusal.
     """
     script = script_of(question)
     asked = parts[0][0]
@@ -347,6 +353,7 @@ def compose(
     )
     asks_about_questions = asked.asks_who_asked and not asked.asks_who_answered
     chosen: list[Evidence] = []
+    margins: list[float] = []  # per chosen window: its paragraph's coverage minus the gate it had to pass
     missing: list[str] = []
     runner: Evidence | None = None
     for query, passages in parts:
@@ -366,15 +373,18 @@ def compose(
             else:
                 passed_over = min(passed_over, rank)
         lead = max(per_passage, key=lambda f: f[0].strength) if per_passage else []
+        if prefer is not None and len(parts) == 1:
+            lead = next((f for f in per_passage if (f[0].passage.doc, f[0].passage.paragraph) == prefer), [])
         ev = lead[0] if lead else None
         if len(parts) == 1 and len(lead) > 1 and lead[1].score >= lead[0].score - RUNNER_GAP:
             runner = lead[1]
         # What the question asks about stands, better ranked, beside another subject or figure (the
         # other county's fact): a passage about the right subject must then match the question well.
         needed = STRICT_COVERAGE if ev is not None and passed_over < ev.rank else MIN_COVERAGE
+        allowance = COVERAGE_ALLOWANCE if len(parts) == 1 else 0.0  # a comparison's sides are not scored
         if (
             ev is None
-            or ev.coverage < needed
+            or ev.coverage < needed - allowance
             or _kind_bonus(query, normalize(ev.passage.text[ev.start : ev.end])) < 0
             or (query.kind is QuestionKind.NUMBER and _detached_modifier(query, ev))
         ):
@@ -385,6 +395,7 @@ def compose(
             for c in chosen
         ):
             chosen.append(ev)
+            margins.append(ev.coverage - needed)
     if not chosen:
         return refusal
 
@@ -418,4 +429,5 @@ def compose(
         citations=citations,
         passages=list(shown.values()),
         standalone_question=standalone,
+        coverage_margin=margins[0],
     )

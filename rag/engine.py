@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import journal, writer
-from rag.answer import compose, fits, windows
+from rag.answer import PASSAGES_READ, compose, fits, windows
 from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
@@ -30,7 +30,7 @@ from rag.retrieval import (
     split_subjects,
     top_rows,
 )
-from rag.short_answer import with_fitted_refusal, with_short_answer
+from rag.short_answer import with_fitted_choice, with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
 from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
@@ -413,13 +413,11 @@ class Engine:
         k = checked_k(k, self.settings.top_k)
         parts = pinned._parts(query, k)
         single = len(parts) == 1
-        extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
         if single:
-            extractive = with_short_answer(
-                extractive, query, similarities=pinned._cited_similarities(extractive, query)
-            )
-            extractive = pinned._with_similarity(extractive, query)
-            extractive = with_fitted_refusal(extractive, query, pinned.store.doc_text)
+            candidates = pinned._extractive_candidates(question, query, parts)
+            extractive = with_fitted_choice(candidates, query, pinned.store.doc_text)
+        else:
+            extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
@@ -432,6 +430,28 @@ class Engine:
         for i in range(0, len(extractive.text), 8):
             yield extractive.text[i : i + 8]
         yield extractive
+
+    def _extractive_candidates(
+        self, question: str, query: Question, parts: Sequence[tuple[Question, Sequence[Passage]]]
+    ) -> list[Answer]:
+        """The rules' answer, then the answer from each other leading passage that passes the rules' gates on its
+        own, each with its short answer and the cosines the fitted refusal reads (which one is given is the
+        refusal's choice: rag/short_answer.py with_fitted_choice)."""
+        doc_text = self.store.doc_text
+        first = compose(question, parts, self._weight, doc_text)
+        answers = [first]
+        cited = {(c.doc, c.paragraph) for c in first.citations}
+        for p in parts[0][1][:PASSAGES_READ]:
+            if (p.doc, p.paragraph) not in cited:
+                other = compose(question, parts, self._weight, doc_text, prefer=(p.doc, p.paragraph))
+                if other.found:
+                    answers.append(other)
+        return [
+            self._with_similarity(
+                with_short_answer(a, query, similarities=self._cited_similarities(a, query)), query
+            )
+            for a in answers
+        ]
 
     def _scored_generative(self, answer: Answer, query: Question) -> Answer:
         """A model's verified answer with `confidence` and `found` from the fitted refusal over the sentence

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer import PASSAGES_READ
 from rag.errors import RagError
 from rag.features.passage import holds
 from rag.question import Question, QuestionKind
@@ -35,6 +36,9 @@ PROBABILITY_CLIP = 1e-4
 # A word in more than this share of a paragraph's sentences is its topic, not what picks one sentence out (a
 # feature's cut, set by hand: the fitted trees weigh the feature itself).
 TOPIC_SENTENCES = 0.5
+# The leading passages whose sentences rival_sentence_cover compares with the quote: the ones the extractive
+# rules read (rag/answer.py's PASSAGES_READ).
+RIVAL_PASSAGES = PASSAGES_READ
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Evidence:
     answer: Answer
     question: Question
     doc_text: Mapping[str, str]
+    # the other candidate answers it is chosen among (the other leading passages' that the rules give)
+    others: tuple[Answer, ...] = ()
 
 
 def _passage(e: Evidence, i: int) -> Passage | None:
@@ -83,6 +89,34 @@ def short_logit(e: Evidence) -> float:
 def _logit(p: float) -> float:
     p = min(1.0 - PROBABILITY_CLIP, max(PROBABILITY_CLIP, p))
     return math.log(p / (1.0 - p))
+
+
+def rival_answers(e: Evidence) -> float:
+    """How many other leading passages give an answer this one is chosen among."""
+    return float(len(e.others))
+
+
+def sentence_confidence_lead(e: Evidence) -> float:
+    """The span model's sentence probability minus the best other candidate's (0 without one)."""
+    return e.answer.confidence - max(o.confidence for o in e.others) if e.others else 0.0
+
+
+def short_confidence_lead(e: Evidence) -> float:
+    """The span model's short-answer probability minus the best other candidate's (0 without one)."""
+    return e.answer.short_confidence - max(o.short_confidence for o in e.others) if e.others else 0.0
+
+
+def quote_similarity_lead(e: Evidence) -> float:
+    """The quoted sentence's cosine with the question minus the best other candidate's quote's (0 without one)."""
+    return e.answer.quote_similarity - max(o.quote_similarity for o in e.others) if e.others else 0.0
+
+
+def keyword_cover_quote_lead(e: Evidence) -> float:
+    """The quote's share of the question's keyword weight minus the best other candidate quote's (0 without one)."""
+    if not e.others:
+        return 0.0
+    covers = [_keyword_cover(e.question, normalize(o.citations[0].quote)) for o in e.others if o.citations]
+    return keyword_cover_quote(e) - max(covers, default=0.0)
 
 
 def has_short(e: Evidence) -> float:
@@ -181,6 +215,19 @@ def _keyword_cover(question: Question, text: str) -> float:
     return sum(w for word, w in question.keywords if word in text) / total
 
 
+def rival_sentence_cover(e: Evidence) -> float:
+    """How much more of the question's keyword weight another leading passage's best sentence holds than the quote."""
+    cited = _cited_passage(e)
+    quote = _keyword_cover(e.question, _cited_quote(e))
+    best = 0.0
+    for p in e.answer.passages[:RIVAL_PASSAGES]:
+        if p is cited:
+            continue
+        norm = normalize(p.text)
+        best = max([best, *(_keyword_cover(e.question, norm[a:b]) for a, b in sentences(norm))])
+    return max(0.0, best - quote)
+
+
 def pair_cover_paragraph(e: Evidence) -> float:
     """The share of the question's character pairs found in the cited paragraph (1 when it has none)."""
     if not e.question.pairs:
@@ -258,6 +305,11 @@ def similarity_shortfall(e: Evidence) -> float:
     return max(0.0, e.answer.best_similarity - e.answer.quote_similarity)
 
 
+def coverage_margin(e: Evidence) -> float:
+    """The cited paragraph's weighted share of the question's words minus the share the rules' gate asks for."""
+    return e.answer.coverage_margin
+
+
 def question_length(e: Evidence) -> float:
     """log of the question's length in characters."""
     return math.log1p(len(e.question.text))
@@ -292,6 +344,7 @@ FEATURES: dict[str, Callable[[Evidence], float]] = {
         runner_up_same_document,
         keyword_cover_paragraph,
         keyword_cover_quote,
+        rival_sentence_cover,
         pair_cover_paragraph,
         has_subjects,
         subjects_missing_cited,
@@ -303,6 +356,12 @@ FEATURES: dict[str, Callable[[Evidence], float]] = {
         quote_similarity,
         best_similarity,
         similarity_shortfall,
+        coverage_margin,
+        rival_answers,
+        sentence_confidence_lead,
+        short_confidence_lead,
+        quote_similarity_lead,
+        keyword_cover_quote_lead,
         *(_kind_feature(k) for k in QuestionKind if k is not QuestionKind.OTHER),
     )
 }

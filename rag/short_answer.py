@@ -10,7 +10,7 @@ probability is `Answer.confidence`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 
@@ -31,6 +31,9 @@ from rag.types import Answer, Citation, Passage
 # distractors; when it moved the citation the answer was mostly wrong, and the rules' paragraph lacked the
 # gold answer while another of the three held it for only 2–6 answered questions in 400.
 SPAN_PASSAGES = 1
+# Whether the fitted refusal chooses among the answers from the leading passages (the rules' and each other
+# passage's that passes the rules' gates on its own) instead of judging the rules' answer alone.
+CHOOSE_AMONG_PASSAGES = True
 
 
 @lru_cache(maxsize=1)
@@ -68,15 +71,19 @@ def with_short_answer(
 
 
 def with_fitted_refusal(
-    answer: Answer, question: Question, doc_text: Mapping[str, str], weights: RefusalWeights | None = None
+    answer: Answer,
+    question: Question,
+    doc_text: Mapping[str, str],
+    weights: RefusalWeights | None = None,
+    others: Sequence[Answer] = (),
 ) -> Answer:
     """The answer with `confidence` set to the fitted probability that it is right, refused when that falls below
     the threshold chosen in cross-validation; a refusal by the rules keeps confidence 0 (the model was fitted on
-    the answers the rules give)."""
+    the answers the rules give). others: the other candidate answers it was chosen among."""
     if not answer.found:
         return replace(answer, confidence=0.0)
     w = weights or shipped_refusal_weights()
-    p = answer_probability(Evidence(answer, question, doc_text), w)
+    p = answer_probability(Evidence(answer, question, doc_text, tuple(others)), w)
     if p >= w.threshold:
         return replace(answer, confidence=p)
     return Answer(
@@ -88,6 +95,27 @@ def with_fitted_refusal(
         standalone_question=answer.standalone_question,
         confidence=p,
     )
+
+
+def with_fitted_choice(
+    candidates: Sequence[Answer],
+    question: Question,
+    doc_text: Mapping[str, str],
+    weights: RefusalWeights | None = None,
+) -> Answer:
+    """Of the candidate answers (the rules' first, then one from each other leading passage), the one the fitted
+    refusal finds most probably right, given or refused as with_fitted_refusal decides; with CHOOSE_AMONG_PASSAGES
+    off, the rules' answer alone."""
+    w = weights or shipped_refusal_weights()
+    found = [a for a in candidates if a.found]
+    if not CHOOSE_AMONG_PASSAGES or not found:
+        return with_fitted_refusal(candidates[0], question, doc_text, w)
+
+    def others(a: Answer) -> tuple[Answer, ...]:
+        return tuple(o for o in found if o is not a)
+
+    best = max(found, key=lambda a: answer_probability(Evidence(a, question, doc_text, others(a)), w))
+    return with_fitted_refusal(best, question, doc_text, w, others(best))
 
 
 def _answer_from_span(

@@ -116,6 +116,9 @@ class Answer:
     # with the quoted sentence and with the closest sentence of the leading passages (0 without a dense side).
     quote_similarity: float = 0.0
     best_similarity: float = 0.0
+    # The cited paragraph's weighted share of the question's words minus the share the rules ask for
+    # (rag/answer.py's coverage gate): below 0 only when the gate lets a shortfall through to the refusal.
+    coverage_margin: float = 0.0
 
 
 @dataclass(frozen=True)

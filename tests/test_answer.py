@@ -106,3 +106,31 @@ def test_a_journalists_turn_never_answers_but_names_who_asked():
     assert [c.paragraph for c in answer.citations] == [5]
     who = "哪家媒体问了造林的问题?"
     assert compose(who, [(analyse(who), [asking, reply])], weight, {}).citations[0].paragraph == 4
+
+
+def test_the_coverage_allowance_lets_a_shortfall_through_with_its_margin(monkeypatch):
+    from rag import answer as rules
+
+    question = "左云县的煤矿、电厂、水泥厂和砖厂有多少家企业?"
+    text = "全县共有活性炭企业14家。"  # holds part of the question's words only
+    query = analyse(question)
+    parts = [(query, [Passage("a.txt", 1, text, 1.0)])]
+    share = coverage(query, text, weight, query.entities)
+    assert 0.0 < share < rules.MIN_COVERAGE
+    assert not compose(question, parts, weight, {"a.txt": "左云县 " + text}).found
+    monkeypatch.setattr(rules, "COVERAGE_ALLOWANCE", rules.MIN_COVERAGE)
+    given = compose(question, parts, weight, {"a.txt": "左云县 " + text})
+    assert given.found and given.coverage_margin < 0
+
+
+def test_a_preferred_passage_is_answered_from_when_it_passes_the_gates():
+    question = "左云县有多少家活性炭企业?"
+    query = analyse(question)
+    strong = Passage("a.txt", 1, "左云县活性炭企业共有14家。", 5.0)
+    weaker = Passage("a.txt", 2, "其中活性炭规模以上企业7家。", 3.0)
+    unrelated = Passage("a.txt", 3, "全县新建公厕4座。", 2.0)
+    docs = {"a.txt": "左云县 " + strong.text + weaker.text + unrelated.text}
+    parts = [(query, [strong, weaker, unrelated])]
+    assert compose(question, parts, weight, docs).citations[0].paragraph == 1
+    assert compose(question, parts, weight, docs, prefer=("a.txt", 2)).citations[0].paragraph == 2
+    assert not compose(question, parts, weight, docs, prefer=("a.txt", 3)).found  # fails the coverage gate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,15 @@ def quoting(p: Passage, sentence: int) -> Answer:
     return Answer(question="", text="…", found=True, citations=cited, passages=[p], confidence=0.5)
 
 
-def ev(a: Answer, docs: dict[str, str] = DOCS, question: str = Q_DATE) -> Evidence:
-    return Evidence(a, analyse_question(question), docs)
+def ev(
+    a: Answer, docs: dict[str, str] = DOCS, question: str = Q_DATE, others: tuple[Answer, ...] = ()
+) -> Evidence:
+    return Evidence(a, analyse_question(question), docs, others)
+
+
+# two candidate answers to Q_DATE: the right paragraph's and another passage's (a weaker one)
+RIGHT = replace(answer(P1, [P1, P2]), quote_similarity=0.9)
+OTHER_ONE = replace(answer(P2, [P1, P2], conf=0.5), quote_similarity=0.6)
 
 
 # (feature, evidence, expected value)
@@ -103,6 +111,9 @@ TABLE: list[tuple[Callable[[Evidence], float], Evidence, float]] = [
     (r.cited_rank, ev(answer(P1, [P2])), 1.0),  # cited paragraph not among the passages
     (r.keyword_cover_paragraph, ev(answer(P2, [P2])), 0.0),
     (r.pair_cover_paragraph, ev(answer(P2, [P2])), 0.0),
+    (r.rival_sentence_cover, ev(answer(P1, [P1, P2])), 0.0),  # the other passage holds less
+    (r.rival_sentence_cover, ev(answer(P2, [P2])), 0.0),  # no other passage
+    (r.rival_sentence_cover, ev(answer(P2, [P2, P1])), r.keyword_cover_quote(ev(quoting(P1, 0)))),
     (r.has_subjects, ev(answer(P1, [P1])), 1.0),
     (r.has_subjects, ev(answer(P1, [P1]), question="系统是哪天开始试运行的?"), 0.0),
     (r.subjects_missing_cited, ev(answer(P1, [P1, P2])), 0.0),
@@ -120,6 +131,17 @@ TABLE: list[tuple[Callable[[Evidence], float], Evidence, float]] = [
     (r.compounds_apart, ev(answer(P2, [P2]), question=Q_COMPOUND), 0.0),  # GDP alone: not held apart
     (r.compounds_apart, ev(answer(P1, [P1])), 0.0),  # no two keywords said together
     # the fish is named in every sentence: only 分布 tells the sentences apart
+    (r.rival_answers, ev(RIGHT), 0.0),
+    (r.rival_answers, ev(RIGHT, others=(OTHER_ONE,)), 1.0),
+    (r.sentence_confidence_lead, ev(RIGHT), 0.0),  # alone: no lead
+    (r.sentence_confidence_lead, ev(RIGHT, others=(OTHER_ONE,)), 0.8 - 0.5),
+    (r.sentence_confidence_lead, ev(OTHER_ONE, others=(RIGHT,)), 0.5 - 0.8),
+    (r.short_confidence_lead, ev(RIGHT, others=(OTHER_ONE,)), 0.4 - 0.25),
+    (r.quote_similarity_lead, ev(RIGHT, others=(OTHER_ONE,)), 0.9 - 0.6),
+    (r.keyword_cover_quote_lead, ev(RIGHT), 0.0),
+    (r.keyword_cover_quote_lead, ev(OTHER_ONE, others=(RIGHT,)), -r.keyword_cover_quote(ev(RIGHT))),
+    (r.coverage_margin, ev(answer(P1, [P1])), 0.0),  # none recorded: at the gate
+    (r.coverage_margin, ev(replace(answer(P1, [P1]), coverage_margin=-0.15)), -0.15),
     (r.distinct_cover_quote, ev(quoting(FISH, 0), question=Q_FISH), 0.0),
     (r.distinct_cover_quote, ev(quoting(FISH, 1), question=Q_FISH), 1.0),
     (r.distinct_cover_quote, ev(quoting(FISH, 1), question="鹦嘴鱼是什么?"), 1.0),  # no other word: 1
@@ -184,3 +206,21 @@ def test_a_model_of_an_earlier_format_says_to_refit(tmp_path: Path) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(RagError, match="fit_refusal"):
         load_refusal_weights(path)
+
+
+def test_the_fitted_choice_gives_the_most_probable_candidate_or_refuses() -> None:
+    from rag import short_answer
+
+    # a model that reads how far the quote's cosine leads the other candidates'
+    model = LogisticModel(("quote_similarity_lead",), np.array([0.0]), np.array([1.0]), np.array([10.0]), 0.0)
+    w = RefusalWeights(model=model, threshold=0.5)
+    question = analyse_question(Q_DATE)
+    chosen = short_answer.with_fitted_choice([OTHER_ONE, RIGHT], question, DOCS, w)
+    assert chosen.found and chosen.citations[0].paragraph == P1.paragraph
+    assert chosen.confidence == pytest.approx(1 / (1 + math.exp(-10.0 * 0.3)))
+    # a rules' refusal first does not stop a candidate from another passage
+    refused = replace(OTHER_ONE, found=False, citations=[])
+    assert short_answer.with_fitted_choice([refused, RIGHT], question, DOCS, w).found
+    # the choice is the refusal's: below the threshold, a refusal with that probability
+    strict = RefusalWeights(model=model, threshold=0.99)
+    assert not short_answer.with_fitted_choice([OTHER_ONE, RIGHT], question, DOCS, strict).found
