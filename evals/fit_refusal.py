@@ -498,38 +498,45 @@ CURVE_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # where the precision-co
 CONFIDENT = 0.7  # the wrong answers at or above this held-out probability are sorted by where the gold stands
 
 
-def curve(records: Sequence[Record]) -> None:
-    """Held-out probabilities (5 folds by article) of the answers the rules give, and per set the share of the
-    answerable questions answered, how many of those are right and the negatives refused at each threshold;
-    then where the gold answer stands for the confident wrong answers (the cited paragraph, a sentence next to
-    the quoted one, elsewhere)."""
+def curve(records: Sequence[Record], choose: bool = CHOOSE_AMONG_PASSAGES) -> None:
+    """Held-out probabilities (5 folds by article) of the answers the rules give, each question's most probable
+    one chosen (with `choose`; else the rules' own), and per set the share of the answerable questions answered,
+    how many of those are right and the negatives refused at each threshold; then where the gold answer stands
+    for the confident wrong answers (another passage, a sentence next to the quoted one, elsewhere)."""
     from sklearn.model_selection import GroupKFold
 
     from rag.text import normalize, sentences
 
-    r = rows(records)
+    r = rows(records, choose=choose)
     m = r.found
-    held = np.zeros(len(r.y))
-    found_rows = np.nonzero(m)[0]
-    for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(r.x[m], r.y[m], r.group[m]):
-        model = _fitted(r.x[m][fit_idx], r.y[m][fit_idx])
-        held[found_rows[test_idx]] = model.predict(r.x[m][test_idx])
+    x, y, qid, candidate = r.x[m], r.y[m], r.question[m], r.candidate[m]
+    held = np.zeros(len(y))
+    for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, r.group[m]):
+        held[test_idx] = _fitted(x[fit_idx], y[fit_idx]).predict(x[test_idx])
+    chosen = best_of(held, qid)
+    first = r.candidate == 0
+    role, sets = r.role[first], r.set[first]
+    p_q, y_q, given_q = np.zeros(len(role)), np.zeros(len(role), int), np.zeros(len(role), bool)
+    p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
+    answer_of = {
+        int(qid[i]): (records[qid[i]].answer, *records[qid[i]].alternatives)[candidate[i]] for i in chosen
+    }
     for name in (*SETS, "seeds"):
-        pos = (r.set == name) & (r.role == "answerable")
-        neg = (r.set == name) & np.isin(r.role, ["removed", "unanswerable"])
+        pos = (sets == name) & (role == "answerable")
+        neg = (sets == name) & np.isin(role, ["removed", "unanswerable"])
         if not pos.any():
             continue
         print(f"{name}: {int(pos.sum())} answerable, {int(neg.sum())} article-removed or unanswerable")
         for t in CURVE_THRESHOLDS:
-            answered = pos & m & (held >= t)
-            refused = 1 - (m[neg] & (held[neg] >= t)).mean() if neg.any() else float("nan")
+            answered = pos & given_q & (p_q >= t)
+            refused = 1 - (given_q[neg] & (p_q[neg] >= t)).mean() if neg.any() else float("nan")
             print(
                 f"  threshold {t:.2f}: answered {answered.sum() / pos.sum():.3f}, of them right "
-                f"{r.y[answered].mean():.3f}; negatives refused {refused:.3f}"
+                f"{y_q[answered].mean():.3f}; negatives refused {refused:.3f}"
             )
     where: dict[str, int] = {}
-    for i in np.nonzero((r.role == "answerable") & m & (r.y == 0) & (held >= CONFIDENT))[0]:
-        answer, golds = records[i].answer, [normalize(g) for g in records[i].item.answers]
+    for q in np.nonzero((role == "answerable") & given_q & (y_q == 0) & (p_q >= CONFIDENT))[0]:
+        answer, golds = answer_of[int(q)], [normalize(g) for g in records[q].item.answers]
         c = answer.citations[0]
         text = normalize(c.text)
         spans = sentences(c.text)
@@ -588,9 +595,10 @@ def main() -> None:
         default="trees",
         help="logistic: the earlier model, to compare",
     )
-    sub.add_parser(
+    cv = sub.add_parser(
         "curve", help="held-out precision and coverage by threshold; where confident errors go wrong"
     )
+    cv.add_argument("--rules-choice", action="store_true", help="the rules' answer alone (to compare)")
     args = ap.parse_args()
     if args.command == "collect":
         _without_fitted_refusal()
@@ -614,7 +622,7 @@ def main() -> None:
         if path.exists():
             records += pickle.loads(path.read_bytes())
     if args.command == "curve":
-        curve(records)
+        curve(records, CHOOSE_AMONG_PASSAGES and not args.rules_choice)
         return
     unknown = set(args.without) - set(FEATURE_NAMES)
     if unknown:
