@@ -434,6 +434,8 @@ def fit(
     chosen = best_of(held, qid)
     p_q, y_q, given_q = np.zeros(len(role)), np.zeros(len(role), int), np.zeros(len(role), bool)
     p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
+    any_right = np.zeros(len(role), bool)
+    any_right[qid[y == 1]] = True
     report: dict[str, Any] = {}
     for name in ("cmrc2018", "drcd", "seeds", "all"):
         s = np.ones(len(role), bool) if name == "all" else sets == name
@@ -449,6 +451,13 @@ def fit(
             # refusal at confidence 0
             "ece_rules_found_1to1": balanced_ece(p_q[sg], y_q[sg], role[sg]),
             "ece_all_1to1": balanced_ece(p_q[s], y_q[s], role[s]),
+            # answerable questions, whatever the threshold: the rules' answer right, some candidate the rules
+            # give right (the best a choice could do), the fitted choice right
+            "choice": {
+                "rules_right": int(r.y[first][s & (role == "answerable")].sum()),
+                "some_candidate_right": int(any_right[s & (role == "answerable")].sum()),
+                "chosen_right": int(y_q[s & (role == "answerable")].sum()),
+            },
         }
     from sklearn.metrics import log_loss, roc_auc_score
 
