@@ -293,6 +293,15 @@ def best_of(p: np.ndarray, question: np.ndarray) -> np.ndarray:
     return order[first]
 
 
+def per_question(held: np.ndarray, y: np.ndarray, qid: np.ndarray, questions: int) -> tuple[np.ndarray, ...]:
+    """Each question's chosen row (its most probable candidate), and per question its probability, its label
+    and whether the rules give it any answer (0, 0, False when they give none)."""
+    chosen = best_of(held, qid)
+    p_q, y_q, given_q = np.zeros(questions), np.zeros(questions, int), np.zeros(questions, bool)
+    p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
+    return chosen, p_q, y_q, given_q
+
+
 def threshold_for(
     p: np.ndarray, y: np.ndarray, precision: float = PRECISION, weight: np.ndarray | None = None
 ) -> float:
@@ -431,9 +440,7 @@ def fit(
     # per question: the rules' answer (candidate 0) and the fitted choice among the answers the rules give
     first = r.candidate == 0
     role, sets = r.role[first], r.set[first]
-    chosen = best_of(held, qid)
-    p_q, y_q, given_q = np.zeros(len(role)), np.zeros(len(role), int), np.zeros(len(role), bool)
-    p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
+    chosen, p_q, y_q, given_q = per_question(held, y, qid, len(role))
     any_right = np.zeros(len(role), bool)
     any_right[qid[y == 1]] = True
     report: dict[str, Any] = {}
@@ -522,11 +529,9 @@ def curve(records: Sequence[Record], choose: bool = CHOOSE_AMONG_PASSAGES) -> No
     held = np.zeros(len(y))
     for fit_idx, test_idx in GroupKFold(CV_FOLDS).split(x, y, r.group[m]):
         held[test_idx] = _fitted(x[fit_idx], y[fit_idx]).predict(x[test_idx])
-    chosen = best_of(held, qid)
     first = r.candidate == 0
     role, sets = r.role[first], r.set[first]
-    p_q, y_q, given_q = np.zeros(len(role)), np.zeros(len(role), int), np.zeros(len(role), bool)
-    p_q[qid[chosen]], y_q[qid[chosen]], given_q[qid[chosen]] = held[chosen], y[chosen], True
+    chosen, p_q, y_q, given_q = per_question(held, y, qid, len(role))
     answer_of = {
         int(qid[i]): (records[qid[i]].answer, *records[qid[i]].alternatives)[candidate[i]] for i in chosen
     }

@@ -330,12 +330,15 @@ def compose(
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
     prefer: tuple[str, int] | None = None,
+    found_windows: dict[tuple[int, str, int], list[Evidence]] | None = None,
 ) -> Answer:
     """An extractive Answer from the top passages, or found=False when they do not hold one.
 
     parts: one (analysed question, ranked passages) pair, or one per subject for a comparison across documents.
     prefer: (doc, paragraph) of a leading passage to answer from instead of the one the window scores pick
     (one subject only); its answer passes the same gates, or it is a refusal.
+    found_windows: the windows of each (part, doc, paragraph) found so far, filled in and reused, so that asking
+    again of the same passages with another `prefer` does not scan them again.
     """
     script = script_of(question)
     asked = parts[0][0]
@@ -356,18 +359,22 @@ def compose(
     margins: list[float] = []  # per chosen window: its paragraph's coverage minus the gate it had to pass
     missing: list[str] = []
     runner: Evidence | None = None
-    for query, passages in parts:
+    memo = found_windows if found_windows is not None else {}
+    for part, (query, passages) in enumerate(parts):
         per_passage: list[list[Evidence]] = []
         # rank of the first passage passed over for naming another subject or figure
         passed_over = PASSAGES_READ
         for rank, p in enumerate(passages[:PASSAGES_READ]):
             if is_questioner(p.speaker) and not asks_about_questions:
                 continue  # a journalist's turn asks; it never answers
-            found = (
-                windows(p, rank, query, weight, asks_about_questions)
-                if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
-                else []
-            )
+            scanned = (part, p.doc, p.paragraph)
+            if scanned not in memo:
+                memo[scanned] = (
+                    windows(p, rank, query, weight, asks_about_questions)
+                    if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
+                    else []
+                )
+            found = memo[scanned]
             if found:
                 per_passage.append(found)
             else:

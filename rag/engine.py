@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import journal, writer
-from rag.answer import PASSAGES_READ, compose, fits, windows
+from rag.answer import PASSAGES_READ, Evidence, compose, fits, windows
 from rag.config import Settings
 from rag.conversation import checked_history, checked_k, checked_question
 from rag.embedding import Embedder, load_embedder
@@ -438,12 +438,20 @@ class Engine:
         own, each with its short answer and the cosines the fitted refusal reads (which one is given is the
         refusal's choice: rag/short_answer.py with_fitted_choice)."""
         doc_text = self.store.doc_text
-        first = compose(question, parts, self._weight, doc_text)
+        found_windows: dict[tuple[int, str, int], list[Evidence]] = {}  # each passage scanned once
+        first = compose(question, parts, self._weight, doc_text, found_windows=found_windows)
         answers = [first]
         cited = {(c.doc, c.paragraph) for c in first.citations}
         for p in parts[0][1][:PASSAGES_READ]:
             if (p.doc, p.paragraph) not in cited:
-                other = compose(question, parts, self._weight, doc_text, prefer=(p.doc, p.paragraph))
+                other = compose(
+                    question,
+                    parts,
+                    self._weight,
+                    doc_text,
+                    prefer=(p.doc, p.paragraph),
+                    found_windows=found_windows,
+                )
                 if other.found:
                     answers.append(other)
         return [

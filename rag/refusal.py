@@ -96,27 +96,31 @@ def rival_answers(e: Evidence) -> float:
     return float(len(e.others))
 
 
+def _lead(e: Evidence, value: Callable[[Answer], float]) -> float:
+    """This candidate's value minus the best other candidate's (0 without one)."""
+    return value(e.answer) - max(value(o) for o in e.others) if e.others else 0.0
+
+
 def sentence_confidence_lead(e: Evidence) -> float:
     """The span model's sentence probability minus the best other candidate's (0 without one)."""
-    return e.answer.confidence - max(o.confidence for o in e.others) if e.others else 0.0
+    return _lead(e, lambda a: a.confidence)
 
 
 def short_confidence_lead(e: Evidence) -> float:
     """The span model's short-answer probability minus the best other candidate's (0 without one)."""
-    return e.answer.short_confidence - max(o.short_confidence for o in e.others) if e.others else 0.0
+    return _lead(e, lambda a: a.short_confidence)
 
 
 def quote_similarity_lead(e: Evidence) -> float:
     """The quoted sentence's cosine with the question minus the best other candidate's quote's (0 without one)."""
-    return e.answer.quote_similarity - max(o.quote_similarity for o in e.others) if e.others else 0.0
+    return _lead(e, lambda a: a.quote_similarity)
 
 
 def keyword_cover_quote_lead(e: Evidence) -> float:
     """The quote's share of the question's keyword weight minus the best other candidate quote's (0 without one)."""
-    if not e.others:
-        return 0.0
-    covers = [_keyword_cover(e.question, normalize(o.citations[0].quote)) for o in e.others if o.citations]
-    return keyword_cover_quote(e) - max(covers, default=0.0)
+    return _lead(
+        e, lambda a: _keyword_cover(e.question, normalize(a.citations[0].quote) if a.citations else "")
+    )
 
 
 def has_short(e: Evidence) -> float:

@@ -71,30 +71,15 @@ def with_short_answer(
 
 
 def with_fitted_refusal(
-    answer: Answer,
-    question: Question,
-    doc_text: Mapping[str, str],
-    weights: RefusalWeights | None = None,
-    others: Sequence[Answer] = (),
+    answer: Answer, question: Question, doc_text: Mapping[str, str], weights: RefusalWeights | None = None
 ) -> Answer:
     """The answer with `confidence` set to the fitted probability that it is right, refused when that falls below
     the threshold chosen in cross-validation; a refusal by the rules keeps confidence 0 (the model was fitted on
-    the answers the rules give). others: the other candidate answers it was chosen among."""
+    the answers the rules give)."""
     if not answer.found:
         return replace(answer, confidence=0.0)
     w = weights or shipped_refusal_weights()
-    p = answer_probability(Evidence(answer, question, doc_text, tuple(others)), w)
-    if p >= w.threshold:
-        return replace(answer, confidence=p)
-    return Answer(
-        question=answer.question,
-        text=NOT_FOUND[script_of(answer.question)],
-        found=False,
-        passages=answer.passages,
-        answerer=answer.answerer,
-        standalone_question=answer.standalone_question,
-        confidence=p,
-    )
+    return _given_or_refused(answer, answer_probability(Evidence(answer, question, doc_text), w), w)
 
 
 def with_fitted_choice(
@@ -110,12 +95,27 @@ def with_fitted_choice(
     found = [a for a in candidates if a.found]
     if not CHOOSE_AMONG_PASSAGES or not found:
         return with_fitted_refusal(candidates[0], question, doc_text, w)
+    scored = [
+        (answer_probability(Evidence(a, question, doc_text, tuple(o for o in found if o is not a)), w), -i, a)
+        for i, a in enumerate(found)
+    ]
+    p, _, best = max(scored, key=lambda t: t[:2])  # the earlier candidate on a tie
+    return _given_or_refused(best, p, w)
 
-    def others(a: Answer) -> tuple[Answer, ...]:
-        return tuple(o for o in found if o is not a)
 
-    best = max(found, key=lambda a: answer_probability(Evidence(a, question, doc_text, others(a)), w))
-    return with_fitted_refusal(best, question, doc_text, w, others(best))
+def _given_or_refused(answer: Answer, p: float, w: RefusalWeights) -> Answer:
+    """The answer with confidence p when p reaches the threshold, else a refusal that keeps p."""
+    if p >= w.threshold:
+        return replace(answer, confidence=p)
+    return Answer(
+        question=answer.question,
+        text=NOT_FOUND[script_of(answer.question)],
+        found=False,
+        passages=answer.passages,
+        answerer=answer.answerer,
+        standalone_question=answer.standalone_question,
+        confidence=p,
+    )
 
 
 def _answer_from_span(

@@ -163,8 +163,12 @@ def test_copy_button_copies_the_plain_answer_with_its_sources(page: Page) -> Non
 def test_typed_text_survives_and_a_question_sent_meanwhile_is_answered_next(page: Page) -> None:
     before = page.locator(FINISHED).count()
     ask_in_page(page, "左雲縣一共有多少家活性炭企業？")
+    # as a person types: after the box empties (the question has left it), not within the same millisecond,
+    # when the page can still read the box for the question just sent
+    expect(page.locator("#rag-question textarea")).to_have_value("")
     page.fill("#rag-question textarea", "其中规模以上的有几家？")  # sent while the first one is answered
     page.press("#rag-question textarea", "Enter")
+    expect(page.locator("#rag-question textarea")).to_have_value("")
     page.fill("#rag-question textarea", "还没写完的问题")
     expect(page.locator(FINISHED)).to_have_count(before + 2)
     expect(page.locator(FINISHED).nth(before)).to_contain_text("14家")
