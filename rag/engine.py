@@ -30,7 +30,7 @@ from rag.retrieval import (
     split_subjects,
     top_rows,
 )
-from rag.short_answer import with_fitted_choice, with_fitted_refusal, with_short_answer
+from rag.short_answer import joined_sides, with_fitted_choice, with_fitted_refusal, with_short_answer
 from rag.store import MAX_SENTENCE_EMBED_CHARS, Progress, Store, live_documents
 from rag.text import normalize, to_simplified
 from rag.types import Answer, BuildReport, DocumentInfo, Paragraph, Passage
@@ -413,11 +413,17 @@ class Engine:
         k = checked_k(k, self.settings.top_k)
         parts = pinned._parts(query, k)
         single = len(parts) == 1
+        doc_text = pinned.store.doc_text
         if single:
             candidates = pinned._extractive_candidates(question, query, parts)
-            extractive = with_fitted_choice(candidates, query, pinned.store.doc_text)
+            extractive = with_fitted_choice(candidates, query, doc_text)
         else:
-            extractive = compose(question, parts, pinned._weight, pinned.store.doc_text)
+            # a comparison: each side asked, chosen and scored as a question of its own
+            sides = [
+                (q, with_fitted_choice(pinned._extractive_candidates(question, q, [(q, ps)]), q, doc_text))
+                for q, ps in parts
+            ]
+            extractive = joined_sides(question, sides)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream

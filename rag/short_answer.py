@@ -10,6 +10,7 @@ probability is `Answer.confidence`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -168,6 +169,12 @@ def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str
     label = speaker.strip()
     if not question.asks_who or not label or span_type in FITTING_TYPES[question.kind]:
         return ""
+    if (
+        question.kind is QuestionKind.ORGANISATION
+        and not is_questioner(label)
+        and not question.asks_who_answered
+    ):
+        return ""  # an official's name is no organisation: the question asks about what the turn says
     if is_questioner(label):
         return label[: -len(JOURNALIST)].strip(" ：:")  # 记者 is two characters in either script
     return label.split()[-1].strip(" ：:")
@@ -180,3 +187,67 @@ def confidence_words(answer: Answer) -> str:
     if not answer.found:
         return ""
     return to_script("把握较高" if answer.short_stated else "把握一般", script_of(answer.question))
+
+
+_CITED = re.compile(r"\[(\d+)\]")
+
+
+def _renumbered(text: str, shift: int) -> str:
+    """The text with each [n] marker moved on by `shift`."""
+    return _CITED.sub(lambda m: f"[{int(m.group(1)) + shift}]", text)
+
+
+def joined_sides(
+    question: str, sides: Sequence[tuple[Question, Answer]], weights: RefusalWeights | None = None
+) -> Answer:
+    """A comparison's answer from its sides, each answered and scored as a question of its own (one per subject or
+    document): each given side's text under its subject, its markers numbered on, and a side refused by the
+    documents said so. Its confidence is the product of the sides' (each right on its own; a refused side is right
+    when its best candidate was not), and below the refusal threshold the whole is refused, keeping the product of
+    the sides' probabilities; `short` is None (the exact answer of each side is in the text)."""
+    w = weights or shipped_refusal_weights()
+    script = script_of(question)
+    passages: dict[tuple[str, int], Passage] = {}
+    for _, side in sides:
+        for p in side.passages:
+            passages.setdefault((p.doc, p.paragraph), p)
+    given = [(q, a) for q, a in sides if a.found]
+    confidence = 1.0
+    for _, a in sides:
+        # a refused side claims the documents do not say: right unless its best candidate was
+        confidence *= a.confidence if a.found or not given else 1.0 - a.confidence
+    if not given or confidence < w.threshold:
+        return Answer(
+            question=question,
+            text=NOT_FOUND[script],
+            found=False,
+            passages=list(passages.values()),
+            standalone_question=question,
+            confidence=confidence,
+        )
+    texts: list[str] = []
+    citations: list[Citation] = []
+    asked = normalize(question)
+    named = [normalize(q.entities[0]) if len(q.entities) == 1 else "" for q, _ in sides]
+    order = sorted(range(len(sides)), key=lambda i: asked.find(named[i]) if named[i] in asked else len(asked))
+    for q, a in (sides[i] for i in order):
+        label = to_script(f"{q.entities[0]}：", script) if len(q.entities) == 1 else ""
+        if not a.found:
+            if label:
+                texts.append(label + NOT_FOUND[script])
+            continue
+        shift = len(citations)
+        citations.extend(replace(c, n=c.n + shift) for c in a.citations)
+        texts.append(label + _renumbered(a.text, shift))
+    return Answer(
+        question=question,
+        text="\n".join(texts),
+        found=True,
+        citations=citations,
+        passages=list(passages.values()),
+        standalone_question=question,
+        confidence=confidence,
+        quote_similarity=min(a.quote_similarity for _, a in given),
+        best_similarity=min(a.best_similarity for _, a in given),
+        coverage_margin=min(a.coverage_margin for _, a in given),
+    )

@@ -146,7 +146,8 @@ _NOUN_TAGS = frozenset({"n", "nr", "nrfg", "nrt", "ns", "nt", "nz", "ng", "j", "
 PERIOD_WORDS = ("中期", "初年", "初期", "年间", "时代", "时期", "末年", "末期")
 _OPENERS = {"《": "》", "“": "”", "「": "」", "『": "』", "‘": "’", '"': '"', "(": ")", "（": "）"}
 
-_NUMBER = r"(?:\d+(?:[.,]\d+)*(?:多|余|几)?|[零〇一二两三四五六七八九十百千]+)(?:[万亿千百]+)?"
+# 千 and 百 before 瓦, 米, 克, 伏… open a unit (千瓦, 千米), not a magnitude (500万千瓦 is 500万 of 千瓦)
+_NUMBER = r"(?:\d+(?:[.,]\d+)*(?:多|余|几)?|[零〇一二两三四五六七八九十百千]+)(?:(?:[万亿]|[千百](?![瓦米克伏帕焦卡兆]))+)?"
 _NUMBER_RE = re.compile(r"(?:约|近|超过|逾|达)?(" + _NUMBER + r")(?:\s*(?:-|~|～|至|到)\s*" + _NUMBER + ")?")
 _PERCENT_RE = re.compile(r"百分之[零〇一二两三四五六七八九十百点\d.]+|" + _NUMBER + r"\s*(?:%|‰|个百分点|成)")
 # Units that make a figure a sum of money (元 also ends 美元, 日元, 港元…).

@@ -109,7 +109,7 @@ class Answer:
     short: str | None = None  # the answer span itself, in the question's script; None for a refusal
     short_confidence: float = 0.0  # calibrated probability that `short` is right (F1 ≥ 0.5)
     # calibrated probability that the answer is right (rag/refusal.py; for the LLM answerer, of the sentence it
-    # cites); 0 when no candidate was found and for a comparison across documents, which it does not score
+    # cites; for a comparison, the product of its sides'); 0 when no candidate was found
     confidence: float = 0.0
     short_stated: bool = False  # short_confidence reached the threshold for stating `short` as the answer
     # What the fitted refusal reads besides the text (rag/refusal.py): the embedder's cosine of the question

@@ -224,3 +224,50 @@ def test_the_fitted_choice_gives_the_most_probable_candidate_or_refuses() -> Non
     # the choice is the refusal's: below the threshold, a refusal with that probability
     strict = RefusalWeights(model=model, threshold=0.99)
     assert not short_answer.with_fitted_choice([OTHER_ONE, RIGHT], question, DOCS, strict).found
+
+
+def test_a_comparison_joins_its_sides_in_the_questions_order_with_the_product_of_their_confidences() -> None:
+    from rag.short_answer import joined_sides
+
+    asked = "左权县和左云县哪个GDP更高?"
+    zq, zy = (
+        replace(analyse_question(asked), entities=("左权县",)),
+        replace(analyse_question(asked), entities=("左云县",)),
+    )
+    p_zq = passage("zq.txt", 2, "左权县地区生产总值突破80亿元。", 3.0, 0.9, 12.0)
+    p_zy = passage("zy.txt", 9, "全县GDP由106亿元增长到151亿元。", 3.0, 0.9, 12.0)
+    side_zq = Answer(
+        asked,
+        "80亿元[1]\n左权县地区生产总值突破80亿元。",
+        True,
+        [Citation.quoting(1, p_zq, 0, 15)],
+        [p_zq],
+        confidence=0.9,
+    )
+    side_zy = Answer(
+        asked,
+        "全县GDP由106亿元增长到151亿元。[1]",
+        True,
+        [Citation.quoting(1, p_zy, 0, 19)],
+        [p_zy],
+        confidence=0.5,
+    )
+    w = RefusalWeights(
+        model=LogisticModel(("quote_similarity",), np.zeros(1), np.ones(1), np.ones(1), 0.0), threshold=0.3
+    )
+    joined = joined_sides(asked, [(zy, side_zy), (zq, side_zq)], w)
+    assert joined.found and joined.confidence == pytest.approx(0.45) and joined.short is None
+    assert (
+        joined.text
+        == "左权县：80亿元[1]\n左权县地区生产总值突破80亿元。\n左云县：全县GDP由106亿元增长到151亿元。[2]"
+    )
+    assert [(c.n, c.doc) for c in joined.citations] == [(1, "zq.txt"), (2, "zy.txt")]
+    # a side the documents do not answer is said so, right when its best candidate was not (p 0.1)
+    missing = replace(side_zy, text="…", found=False, citations=[], confidence=0.1)
+    partial = joined_sides(asked, [(zq, side_zq), (zy, missing)], w)
+    assert partial.found and partial.confidence == pytest.approx(0.9 * 0.9)
+    assert partial.text.endswith("左云县：文档中没有找到这个问题的答案。")
+    # below the threshold the whole comparison is refused, keeping its confidence
+    weak = replace(side_zy, confidence=0.2)
+    refused = joined_sides(asked, [(zq, side_zq), (zy, weak)], w)
+    assert not refused.found and refused.confidence == pytest.approx(0.18) and not refused.citations

@@ -88,6 +88,8 @@ def test_an_explanation_has_no_short_answer(seeds_engine) -> None:
             "",
         ),  # the sentence names someone: the model's
         ("修了多少公里?", "副局长 王永军", SpanType.CHUNK, ""),  # not a question about who
+        # an organisation asked about what the turn says: the official's name is not one
+        ("哪个单位被评为核心育种场?", "副县长、新闻发言人 高鹏", SpanType.CHUNK, ""),
         ("谁回答了这个提问?", "", SpanType.CHUNK, ""),  # no speaker
     ],
 )

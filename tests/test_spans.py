@@ -35,6 +35,8 @@ def test_word_lists_are_sorted_without_duplicates(words: tuple[str, ...]) -> Non
         ("全县集聚了14家活性炭企业。", "14", SpanType.NUMBER),
         ("约1.5万人参加了活动。", "1.5万人", SpanType.NUMBER),
         ("产值完成3.94亿元。", "3.94亿元", SpanType.AMOUNT),
+        ("打造500万千瓦级能源基地。", "500万千瓦", SpanType.NUMBER),  # 千 opens the unit 千瓦
+        ("新建道路3千米。", "3千米", SpanType.NUMBER),
         ("同比增长16.45%。", "16.45%", SpanType.PERCENT),
         ("系统于2023年3月15日进入试运行。", "2023年3月15日", SpanType.DATE),
         ("系统于2023年3月15日进入试运行。", "2023年", SpanType.DATE),
@@ -71,6 +73,7 @@ def test_candidate_of_each_type(sentence: str, span: str, kind: SpanType) -> Non
         ("他的书很好看。", "的书"),  # no span opens with a function word
         ("他的书很好看。", "他的"),  # nor closes with one
         ("系统于2023年进入试运行。", "试运行。"),  # nor with a sentence mark
+        ("打造500万千瓦级能源基地。", "500万千"),  # 千瓦 is not cut in two
     ],
 )
 def test_spans_that_are_not_proposed(sentence: str, not_a_span: str) -> None:
