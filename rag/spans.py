@@ -236,7 +236,12 @@ def _chunks(norm: str, toks: tuple[Token, ...]) -> list[tuple[int, int, SpanType
             last = toks[j]
             if _is_break(last.word) or last.end - first.start > MAX_SPAN_CHARS:
                 break
-            if last.word not in _EDGE and not _is_mark(last.word) and last.end not in inside:
+            if (
+                last.word not in _EDGE
+                and not _is_mark(last.word)
+                and not last.word.endswith(".")  # jieba keeps a list number's dot: 5.
+                and last.end not in inside
+            ):
                 out.append((first.start, last.end, SpanType.CHUNK))
     return out
 
@@ -327,6 +332,8 @@ def _figures(norm: str, toks: tuple[Token, ...]) -> list[tuple[int, int, SpanTyp
             if unit_end - end > 3:
                 continue
             text = norm[end:unit_end]
+            if any(_is_mark(c) for c in text):
+                continue  # a list number's dot (5.统一…, one word to jieba) is no unit
             kind = SpanType.AMOUNT if any(u in text for u in CURRENCY_UNITS) else SpanType.NUMBER
             out.append((start, unit_end, kind))
     return out

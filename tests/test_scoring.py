@@ -102,7 +102,9 @@ PARAGRAPH = (
     [
         ("左云县有多少家活性炭企业?", "14家", "集聚了14家活性炭企业"),
         ("不见面审批系统是哪天开始试运行的?", "2023年3月15日", "进入试运行"),
-        ("全县梳理了多少个部门的事项?", "38个", "38个部门"),
+        # the noun after the measure word tells two counts of one clause apart
+        ("全县梳理了多少个部门?", "38个", "38个部门"),
+        ("全县梳理了多少个事项?", "1047个", "1047个事项"),
     ],
 )
 def test_answer_span_finds_the_short_answer_and_its_sentence(

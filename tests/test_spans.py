@@ -74,6 +74,7 @@ def test_candidate_of_each_type(sentence: str, span: str, kind: SpanType) -> Non
         ("他的书很好看。", "他的"),  # nor closes with one
         ("系统于2023年进入试运行。", "试运行。"),  # nor with a sentence mark
         ("打造500万千瓦级能源基地。", "500万千"),  # 千瓦 is not cut in two
+        ("5.统一电子档案系统:对已办结的业务进行统一归档。", "5."),  # a list number's dot is no unit
     ],
 )
 def test_spans_that_are_not_proposed(sentence: str, not_a_span: str) -> None:
