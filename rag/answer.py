@@ -326,90 +326,71 @@ def _citation(ev: Evidence, n: int) -> Citation:
 
 def compose(
     question: str,
-    parts: Sequence[tuple[Question, Sequence[Passage]]],
+    query: Question,
+    passages: Sequence[Passage],
     weight: Callable[[str], float],
     doc_text: Mapping[str, str],
     prefer: tuple[str, int] | None = None,
-    found_windows: dict[tuple[int, str, int], list[Evidence]] | None = None,
+    found_windows: dict[tuple[str, int], list[Evidence]] | None = None,
 ) -> Answer:
-    """An extractive Answer from the top passages, or found=False when they do not hold one.
+    """An extractive Answer from the top passages (ranked for the analysed question), or found=False when they
+    do not hold one. A comparison's sides are each composed on their own (rag/short_answer.py joined_sides).
 
-    parts: one (analysed question, ranked passages) pair, or one per subject for a comparison across documents.
-    prefer: (doc, paragraph) of a leading passage to answer from instead of the one the window scores pick
-    (one subject only); its answer passes the same gates, or it is a refusal.
-    found_windows: the windows of each (part, doc, paragraph) found so far, filled in and reused, so that asking
+    prefer: (doc, paragraph) of a leading passage to answer from instead of the one the window scores pick;
+    its answer passes the same gates, or it is a refusal.
+    found_windows: the windows of each (doc, paragraph) found so far, filled in and reused, so that asking
     again of the same passages with another `prefer` does not scan them again.
     """
     script = script_of(question)
-    asked = parts[0][0]
     shown: dict[tuple[str, int], Passage] = {}
-    for _, passages in parts:
-        for p in passages:
-            shown.setdefault((p.doc, p.paragraph), p)
-    standalone = asked.standalone if len(parts) == 1 else question
+    for p in passages:
+        shown.setdefault((p.doc, p.paragraph), p)
     refusal = Answer(
         question=question,
         text=NOT_FOUND[script],
         found=False,
         passages=list(shown.values()),
-        standalone_question=standalone,
+        standalone_question=query.standalone,
     )
-    asks_about_questions = asked.asks_who_asked and not asked.asks_who_answered
-    chosen: list[Evidence] = []
-    margins: list[float] = []  # per chosen window: its paragraph's coverage minus the gate it had to pass
-    missing: list[str] = []
-    runner: Evidence | None = None
+    asks_about_questions = query.asks_who_asked and not query.asks_who_answered
     memo = found_windows if found_windows is not None else {}
-    for part, (query, passages) in enumerate(parts):
-        per_passage: list[list[Evidence]] = []
-        # rank of the first passage passed over for naming another subject or figure
-        passed_over = PASSAGES_READ
-        for rank, p in enumerate(passages[:PASSAGES_READ]):
-            if is_questioner(p.speaker) and not asks_about_questions:
-                continue  # a journalist's turn asks; it never answers
-            scanned = (part, p.doc, p.paragraph)
-            if scanned not in memo:
-                memo[scanned] = (
-                    windows(p, rank, query, weight, asks_about_questions)
-                    if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
-                    else []
-                )
-            found = memo[scanned]
-            if found:
-                per_passage.append(found)
-            else:
-                passed_over = min(passed_over, rank)
-        lead = max(per_passage, key=lambda f: f[0].strength) if per_passage else []
-        if prefer is not None and len(parts) == 1:
-            lead = next((f for f in per_passage if (f[0].passage.doc, f[0].passage.paragraph) == prefer), [])
-        ev = lead[0] if lead else None
-        if len(parts) == 1 and len(lead) > 1 and lead[1].score >= lead[0].score - RUNNER_GAP:
-            runner = lead[1]
-        # What the question asks about stands, better ranked, beside another subject or figure (the
-        # other county's fact): a passage about the right subject must then match the question well.
-        needed = STRICT_COVERAGE if ev is not None and passed_over < ev.rank else MIN_COVERAGE
-        allowance = COVERAGE_ALLOWANCE if len(parts) == 1 else 0.0  # a comparison's sides are not scored
-        if (
-            ev is None
-            or ev.coverage < needed - allowance
-            or _kind_bonus(query, normalize(ev.passage.text[ev.start : ev.end])) < 0
-            or (query.kind is QuestionKind.NUMBER and _detached_modifier(query, ev))
-        ):
-            missing.extend(query.entities[:1])
-            continue
-        if all(
-            (c.passage.doc, c.passage.paragraph, c.start) != (ev.passage.doc, ev.passage.paragraph, ev.start)
-            for c in chosen
-        ):
-            chosen.append(ev)
-            margins.append(ev.coverage - needed)
-    if not chosen:
+    per_passage: list[list[Evidence]] = []
+    # rank of the first passage passed over for naming another subject or figure
+    passed_over = PASSAGES_READ
+    for rank, p in enumerate(passages[:PASSAGES_READ]):
+        if is_questioner(p.speaker) and not asks_about_questions:
+            continue  # a journalist's turn asks; it never answers
+        scanned = (p.doc, p.paragraph)
+        if scanned not in memo:
+            memo[scanned] = (
+                windows(p, rank, query, weight, asks_about_questions)
+                if query.keywords and all(holds(doc_text.get(p.doc, ""), e) for e in query.entities)
+                else []
+            )
+        found = memo[scanned]
+        if found:
+            per_passage.append(found)
+        else:
+            passed_over = min(passed_over, rank)
+    lead = max(per_passage, key=lambda f: f[0].strength) if per_passage else []
+    if prefer is not None:
+        lead = next((f for f in per_passage if (f[0].passage.doc, f[0].passage.paragraph) == prefer), [])
+    ev = lead[0] if lead else None
+    # What the question asks about stands, better ranked, beside another subject or figure (the other
+    # county's fact): a passage about the right subject must then match the question well.
+    needed = STRICT_COVERAGE if ev is not None and passed_over < ev.rank else MIN_COVERAGE
+    if (
+        ev is None
+        or ev.coverage < needed - COVERAGE_ALLOWANCE
+        or _kind_bonus(query, normalize(ev.passage.text[ev.start : ev.end])) < 0
+        or (query.kind is QuestionKind.NUMBER and _detached_modifier(query, ev))
+    ):
         return refusal
 
-    limit = MAX_ANSWER_CHARS
-    if runner is not None and len(chosen) == 1:
+    chosen, limit = [ev], MAX_ANSWER_CHARS
+    if len(lead) > 1 and lead[1].score >= ev.score - RUNNER_GAP:
         # Two sentences of the passage answer about equally well: give both, in reading order, each shorter.
-        first, second = sorted([chosen[0], runner], key=lambda e: e.start)
+        first, second = sorted([ev, lead[1]], key=lambda e: e.start)
         text = first.passage.text
         a = widened(text, first.start, first.end, PART_CHARS)
         b = widened(text, second.start, second.end, PART_CHARS)
@@ -419,22 +400,21 @@ def compose(
             chosen, limit = [first, second], PART_CHARS
     citations: list[Citation] = []
     texts: list[str] = []
-    for ev in chosen:
-        c = _citation(ev, len(citations) + 1)
+    for part in chosen:
+        c = _citation(part, len(citations) + 1)
         key = (c.doc, c.paragraph, c.quote)
         n = next((x.n for x in citations if (x.doc, x.paragraph, x.quote) == key), len(citations) + 1)
         if n == len(citations) + 1:
             citations.append(c)
         # a second part of the same passage does not repeat the speaker's label
-        same = any(o is not ev and o.passage is ev.passage and o.start < ev.start for o in chosen)
-        texts.append(_answer_text(ev, asked, script, n, limit, label=not same))
-    texts.extend(to_script(f"{m}：{NOT_FOUND[HANS].rstrip('。')}", script) for m in missing)
+        same = any(o is not part and o.passage is part.passage and o.start < part.start for o in chosen)
+        texts.append(_answer_text(part, query, script, n, limit, label=not same))
     return Answer(
         question=question,
         text="；".join(texts),
         found=True,
         citations=citations,
         passages=list(shown.values()),
-        standalone_question=standalone,
-        coverage_margin=margins[0],
+        standalone_question=query.standalone,
+        coverage_margin=ev.coverage - needed,
     )

@@ -414,16 +414,12 @@ class Engine:
         parts = pinned._parts(query, k)
         single = len(parts) == 1
         doc_text = pinned.store.doc_text
-        if single:
-            candidates = pinned._extractive_candidates(question, query, parts)
-            extractive = with_fitted_choice(candidates, query, doc_text)
-        else:
-            # a comparison: each side asked, chosen and scored as a question of its own
-            sides = [
-                (q, with_fitted_choice(pinned._extractive_candidates(question, q, [(q, ps)]), q, doc_text))
-                for q, ps in parts
-            ]
-            extractive = joined_sides(question, sides)
+        # each side of a comparison is asked, chosen and scored as a question of its own
+        sides = [
+            (q, with_fitted_choice(pinned._extractive_candidates(question, q, ranked), q, doc_text))
+            for q, ranked in parts
+        ]
+        extractive = sides[0][1] if single else joined_sides(question, sides)
         passages = extractive.passages
         if (answerer or self.settings.answerer) == "llm":
             from rag.generate import generative_stream
@@ -438,21 +434,22 @@ class Engine:
         yield extractive
 
     def _extractive_candidates(
-        self, question: str, query: Question, parts: Sequence[tuple[Question, Sequence[Passage]]]
+        self, question: str, query: Question, ranked: Sequence[Passage]
     ) -> list[Answer]:
         """The rules' answer, then the answer from each other leading passage that passes the rules' gates on its
         own, each with its short answer and the cosines the fitted refusal reads (which one is given is the
         refusal's choice: rag/short_answer.py with_fitted_choice)."""
         doc_text = self.store.doc_text
-        found_windows: dict[tuple[int, str, int], list[Evidence]] = {}  # each passage scanned once
-        first = compose(question, parts, self._weight, doc_text, found_windows=found_windows)
+        found_windows: dict[tuple[str, int], list[Evidence]] = {}  # each passage scanned once
+        first = compose(question, query, ranked, self._weight, doc_text, found_windows=found_windows)
         answers = [first]
         cited = {(c.doc, c.paragraph) for c in first.citations}
-        for p in parts[0][1][:PASSAGES_READ]:
+        for p in ranked[:PASSAGES_READ]:
             if (p.doc, p.paragraph) not in cited:
                 other = compose(
                     question,
-                    parts,
+                    query,
+                    ranked,
                     self._weight,
                     doc_text,
                     prefer=(p.doc, p.paragraph),

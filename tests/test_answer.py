@@ -37,9 +37,7 @@ def test_a_word_in_every_sentence_weighs_less_than_one_in_a_single_sentence():
 def test_two_sentences_that_answer_about_equally_well_are_both_given_and_cited():
     middle = "该站于2001年启用，" + "，".join(["设有两个岛式月台与四条股道"] * 12) + "。"
     text = "该站位于江南区。" + middle + "站房位于广场东侧。"  # the two answers lie far apart
-    answer = compose(
-        "车站位于哪里?", [(analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)])], weight, {}
-    )
+    answer = compose("车站位于哪里?", analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)], weight, {})
     assert answer.found and len(answer.citations) == 2
     assert answer.text.index("江南区") < answer.text.index("广场东侧")  # in reading order
     assert {c.quote for c in answer.citations} == {"该站位于江南区。", "站房位于广场东侧。"}
@@ -48,9 +46,7 @@ def test_two_sentences_that_answer_about_equally_well_are_both_given_and_cited()
 
 def test_two_answering_sentences_side_by_side_make_one_span():
     text = "该站位于江南区。该站于2001年启用。站房位于广场东侧。"
-    answer = compose(
-        "车站位于哪里?", [(analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)])], weight, {}
-    )
+    answer = compose("车站位于哪里?", analyse("车站位于哪里?"), [Passage("a.txt", 1, text, 1.0)], weight, {})
     assert answer.text.count("江南区") == 1 and "广场东侧" in answer.text and len(answer.citations) == 1
 
 
@@ -64,9 +60,9 @@ def test_a_weak_match_is_refused_when_a_better_one_names_another_subject():
     }
     query = analyse(question)
     assert "平遥县" in query.entities
-    assert not compose(question, [(query, [other, weak])], weight, docs).found
+    assert not compose(question, query, [other, weak], weight, docs).found
     # the same weak passage alone, with nothing better about another subject, passes the lower bar
-    assert compose(question, [(query, [weak])], weight, docs).found
+    assert compose(question, query, [weak], weight, docs).found
 
 
 def test_the_word_a_paragraph_opens_with_does_not_pull_the_window_to_the_opening():
@@ -89,9 +85,9 @@ def test_a_figure_for_the_head_of_the_asked_compound_alone_is_refused():
     docs = {"a.txt": text}
     passage = Passage("a.txt", 1, text, 1.0)
     asked = "有机作物种植面积是多少?"  # 作物 only inside 农作物; 有机 only in another sentence
-    assert not compose(asked, [(analyse(asked), [passage])], weight, docs).found
+    assert not compose(asked, analyse(asked), [passage], weight, docs).found
     plain = "农作物播种面积是多少?"
-    answer = compose(plain, [(analyse(plain), [passage])], weight, docs)
+    answer = compose(plain, analyse(plain), [passage], weight, docs)
     assert answer.found and "34万亩" in answer.text
 
 
@@ -101,11 +97,11 @@ def test_a_journalists_turn_never_answers_but_names_who_asked():
     )
     reply = Passage("a.txt", 5, "十四五全县完成造林3.6万亩。", 4.0, speaker="副县长 高鹏")
     question = "十四五期间造林多少亩?"
-    answer = compose(question, [(analyse(question), [asking, reply])], weight, {})
+    answer = compose(question, analyse(question), [asking, reply], weight, {})
     assert answer.found and "3.6万亩" in answer.text
     assert [c.paragraph for c in answer.citations] == [5]
     who = "哪家媒体问了造林的问题?"
-    assert compose(who, [(analyse(who), [asking, reply])], weight, {}).citations[0].paragraph == 4
+    assert compose(who, analyse(who), [asking, reply], weight, {}).citations[0].paragraph == 4
 
 
 def test_the_coverage_allowance_lets_a_shortfall_through_with_its_margin(monkeypatch):
@@ -114,12 +110,12 @@ def test_the_coverage_allowance_lets_a_shortfall_through_with_its_margin(monkeyp
     question = "左云县的煤矿、电厂、水泥厂和砖厂有多少家企业?"
     text = "全县共有活性炭企业14家。"  # holds part of the question's words only
     query = analyse(question)
-    parts = [(query, [Passage("a.txt", 1, text, 1.0)])]
+    ranked = [Passage("a.txt", 1, text, 1.0)]
     share = coverage(query, text, weight, query.entities)
     assert 0.0 < share < rules.MIN_COVERAGE
-    assert not compose(question, parts, weight, {"a.txt": "左云县 " + text}).found
+    assert not compose(question, query, ranked, weight, {"a.txt": "左云县 " + text}).found
     monkeypatch.setattr(rules, "COVERAGE_ALLOWANCE", rules.MIN_COVERAGE)
-    given = compose(question, parts, weight, {"a.txt": "左云县 " + text})
+    given = compose(question, query, ranked, weight, {"a.txt": "左云县 " + text})
     assert given.found and given.coverage_margin < 0
 
 
@@ -130,7 +126,9 @@ def test_a_preferred_passage_is_answered_from_when_it_passes_the_gates():
     weaker = Passage("a.txt", 2, "其中活性炭规模以上企业7家。", 3.0)
     unrelated = Passage("a.txt", 3, "全县新建公厕4座。", 2.0)
     docs = {"a.txt": "左云县 " + strong.text + weaker.text + unrelated.text}
-    parts = [(query, [strong, weaker, unrelated])]
-    assert compose(question, parts, weight, docs).citations[0].paragraph == 1
-    assert compose(question, parts, weight, docs, prefer=("a.txt", 2)).citations[0].paragraph == 2
-    assert not compose(question, parts, weight, docs, prefer=("a.txt", 3)).found  # fails the coverage gate
+    ranked = [strong, weaker, unrelated]
+    assert compose(question, query, ranked, weight, docs).citations[0].paragraph == 1
+    assert compose(question, query, ranked, weight, docs, prefer=("a.txt", 2)).citations[0].paragraph == 2
+    assert not compose(
+        question, query, ranked, weight, docs, prefer=("a.txt", 3)
+    ).found  # fails the coverage gate

@@ -234,24 +234,16 @@ def test_a_comparison_joins_its_sides_in_the_questions_order_with_the_product_of
         replace(analyse_question(asked), entities=("左权县",)),
         replace(analyse_question(asked), entities=("左云县",)),
     )
-    p_zq = passage("zq.txt", 2, "左权县地区生产总值突破80亿元。", 3.0, 0.9, 12.0)
-    p_zy = passage("zy.txt", 9, "全县GDP由106亿元增长到151亿元。", 3.0, 0.9, 12.0)
-    side_zq = Answer(
-        asked,
-        "80亿元[1]\n左权县地区生产总值突破80亿元。",
-        True,
-        [Citation.quoting(1, p_zq, 0, 15)],
-        [p_zq],
-        confidence=0.9,
+
+    def side(doc: str, n: int, paragraph: str, text: str, confidence: float) -> Answer:
+        cited = passage(doc, n, paragraph, 3.0, 0.9, 12.0)
+        quote = [Citation.quoting(1, cited, 0, len(paragraph))]
+        return Answer(asked, text, True, quote, [cited], confidence=confidence)
+
+    side_zq = side(
+        "zq.txt", 2, "左权县地区生产总值突破80亿元。", "80亿元[1]\n左权县地区生产总值突破80亿元。", 0.9
     )
-    side_zy = Answer(
-        asked,
-        "全县GDP由106亿元增长到151亿元。[1]",
-        True,
-        [Citation.quoting(1, p_zy, 0, 19)],
-        [p_zy],
-        confidence=0.5,
-    )
+    side_zy = side("zy.txt", 9, "全县GDP由106亿元增长到151亿元。", "全县GDP由106亿元增长到151亿元。[1]", 0.5)
     w = RefusalWeights(
         model=LogisticModel(("quote_similarity",), np.zeros(1), np.ones(1), np.ones(1), 0.0), threshold=0.3
     )
