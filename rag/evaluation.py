@@ -16,13 +16,13 @@ from typing import Any
 
 from rag.eval_calibration import balanced_weights, expected_calibration_error
 from rag.eval_short import AnswerKind, answer_kind, candidates_hold_gold, short_em, short_f1
+from rag.text import CITATION_MARKER
 
 UNANSWERABLE = "unanswerable"
 ARTICLE_REMOVED = "article-removed"  # a SQuAD question asked of an index without its article (--negatives)
 MRR_DEPTH = 10
 SHORT_RIGHT_F1 = 0.5  # the issue's definition: a short answer is right when its F1 against a gold is ≥ 0.5
 
-_MARKER = re.compile(r"\[\d+\]")
 _SPACE = re.compile(r"\s+")
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d{3})")
 
@@ -37,7 +37,7 @@ def _t2s() -> Any:
 @lru_cache(maxsize=65536)
 def normalise(text: str) -> str:
     """Comparable form: Simplified, NFKC (full-width → ASCII), lower case, no spaces, no [n] markers."""
-    text = unicodedata.normalize("NFKC", _MARKER.sub("", text))
+    text = unicodedata.normalize("NFKC", CITATION_MARKER.sub("", text))
     text = _t2s().convert(text)
     text = _DIGIT_COMMA.sub("", text)
     return _SPACE.sub("", text).lower()
@@ -301,7 +301,7 @@ def summarise(outcomes: Iterable[Outcome]) -> Metrics:
     cited_total = sum(len(o.cited) for o in answered)
     cited_good = sum(holds_evidence(o.item, c) for o in answered for c in o.cited)
     checked = [o.verified for o in rows if o.verified is not None]
-    lengths = [float(len(_MARKER.sub("", o.answer).strip())) for o in rows if o.found]
+    lengths = [float(len(CITATION_MARKER.sub("", o.answer).strip())) for o in rows if o.found]
     scored = [o for o in answerable if o.item.answers]
     scores = {o.item.id: short_scores(o) for o in scored}
     kinds = {kind: [scores[o.item.id] for o in scored if item_kind(o.item) == kind] for kind in AnswerKind}

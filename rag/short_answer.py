@@ -10,7 +10,6 @@ probability is `Answer.confidence`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -22,7 +21,7 @@ from rag.refusal import Evidence, RefusalWeights, answer_probability, shipped_re
 from rag.retrieval import JOURNALIST, is_questioner
 from rag.scoring import SpanAnswer, Weights, answer_span, load_weights
 from rag.spans import SpanType
-from rag.text import normalize, script_of, to_script
+from rag.text import CITATION_MARKER, normalize, script_of, to_script
 from rag.types import Answer, Citation, Passage
 
 # The span model reads the one paragraph the extractive answerer chose, as it was fitted (rag/weights.json:
@@ -189,12 +188,9 @@ def confidence_words(answer: Answer) -> str:
     return to_script("把握较高" if answer.short_stated else "把握一般", script_of(answer.question))
 
 
-_CITED = re.compile(r"\[(\d+)\]")
-
-
 def _renumbered(text: str, shift: int) -> str:
     """The text with each [n] marker moved on by `shift`."""
-    return _CITED.sub(lambda m: f"[{int(m.group(1)) + shift}]", text)
+    return CITATION_MARKER.sub(lambda m: f"[{int(m.group(1)) + shift}]", text)
 
 
 def joined_sides(

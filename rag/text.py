@@ -226,6 +226,8 @@ STOP_WORDS = frozenset(
 )
 
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
+# a citation marker in an answer text: [1], [2] …
+CITATION_MARKER = re.compile(r"\[(\d+)\]")
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 SENTENCE_END = "。！？!?；;…"
