@@ -1,7 +1,7 @@
 """Typed candidate answer spans inside one sentence: the short answers worth ranking.
 
 Recall comes first (the ranker can only choose a span proposed here): numbers with their measure word or
-unit, percentages, amounts, dates, people, organisations, places, titles in 《》, quoted terms, the phrase
+unit, percentages, amounts, ratios, dates, people, organisations, places, titles in 《》, quoted terms, the phrase
 after 是/为/叫/称, every short run of jieba words inside a clause, and whole clauses for questions that ask
 how or why. Pure: a sentence in, spans out; offsets are those of the sentence as given.
 """
@@ -159,6 +159,9 @@ CURRENCY_UNITS = (
     "法郎",
     "镑",
 )
+# Figures joined by a colon or 比: a ratio or a score (10.7:36.9:52.4, 1比3) or a clock time (21:00), one
+# answer although the colon also ends a clause.
+_RATIO_RE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?:\s*[:比]\s*\d+(?:\.\d+)?)+(?![\d.])")
 _MAGNITUDES = frozenset({"万", "亿", "千", "百", "万亿", "千万", "百万"})
 _DATE_PART = re.compile(r"年|月")
 _DATE_RE = re.compile(
@@ -311,6 +314,7 @@ def _figures(norm: str, toks: tuple[Token, ...]) -> list[tuple[int, int, SpanTyp
             out.append((t.start, toks[i + 1].end, SpanType.DATE))
     for m in _PERCENT_RE.finditer(norm):
         out.append((m.start(), m.end(), SpanType.PERCENT))
+    out.extend((m.start(), m.end(), SpanType.NUMBER) for m in _RATIO_RE.finditer(norm))
     for m in _NUMBER_RE.finditer(norm):
         if not any(c.isdigit() for c in m.group(0)) and not _counted(norm, m.end()):
             continue  # a Chinese numeral inside a word (一起, 统一) rather than a count
@@ -415,10 +419,12 @@ def candidate_spans(sentence: str) -> list[Candidate]:
         + _tails(toks)
         + _chunks(norm, toks)
     )
+    # a ratio's colons end no clause: no clause, tail or run of words starts or ends between its terms
+    ratios = [m.span() for m in _RATIO_RE.finditer(norm)]
     best: dict[tuple[int, int], SpanType] = {}
     for start, end, kind in found:
         key = _trim(norm, start, end)
-        if key[1] <= key[0]:
+        if key[1] <= key[0] or any(a < at < b for a, b in ratios for at in key):
             continue
         held = best.get(key)
         if held is None or _PRIORITY[kind] < _PRIORITY[held]:

@@ -38,6 +38,9 @@ def test_word_lists_are_sorted_without_duplicates(words: tuple[str, ...]) -> Non
         ("打造500万千瓦级能源基地。", "500万千瓦", SpanType.NUMBER),  # 千 opens the unit 千瓦
         ("新建道路3千米。", "3千米", SpanType.NUMBER),
         ("同比增长16.45%。", "16.45%", SpanType.PERCENT),
+        ("结构优化为10.7:36.9:52.4,更趋合理。", "10.7:36.9:52.4", SpanType.NUMBER),  # a ratio across colons
+        ("巴西以1比3输给西班牙。", "1比3", SpanType.NUMBER),
+        ("节目每周一21:00播出。", "21:00", SpanType.NUMBER),
         ("系统于2023年3月15日进入试运行。", "2023年3月15日", SpanType.DATE),
         ("系统于2023年3月15日进入试运行。", "2023年", SpanType.DATE),
         ("这座寺庙建于明朝时期。", "明朝时期", SpanType.DATE),
@@ -75,6 +78,8 @@ def test_candidate_of_each_type(sentence: str, span: str, kind: SpanType) -> Non
         ("系统于2023年进入试运行。", "试运行。"),  # nor with a sentence mark
         ("打造500万千瓦级能源基地。", "500万千"),  # 千瓦 is not cut in two
         ("5.统一电子档案系统:对已办结的业务进行统一归档。", "5."),  # a list number's dot is no unit
+        ("结构优化为10.7:36.9:52.4,更趋合理。", "10.7"),  # a term of a ratio is not cut out of it
+        ("结构优化为10.7:36.9:52.4,更趋合理。", "36.9:52.4"),
     ],
 )
 def test_spans_that_are_not_proposed(sentence: str, not_a_span: str) -> None:
