@@ -314,7 +314,6 @@ def _figures(norm: str, toks: tuple[Token, ...]) -> list[tuple[int, int, SpanTyp
             out.append((t.start, toks[i + 1].end, SpanType.DATE))
     for m in _PERCENT_RE.finditer(norm):
         out.append((m.start(), m.end(), SpanType.PERCENT))
-    out.extend((m.start(), m.end(), SpanType.NUMBER) for m in _RATIO_RE.finditer(norm))
     for m in _NUMBER_RE.finditer(norm):
         if not any(c.isdigit() for c in m.group(0)) and not _counted(norm, m.end()):
             continue  # a Chinese numeral inside a word (一起, 统一) rather than a count
@@ -410,8 +409,10 @@ def candidate_spans(sentence: str) -> list[Candidate]:
     in reading order."""
     norm = matching_form(sentence)
     toks = tokens(sentence)
+    ratios = [m.span() for m in _RATIO_RE.finditer(norm)]
     found = (
-        _enclosed(norm)
+        [(a, b, SpanType.NUMBER) for a, b in ratios]
+        + _enclosed(norm)
         + _figures(norm, toks)
         + _entities(toks)
         + _after_copula(toks)
@@ -419,11 +420,10 @@ def candidate_spans(sentence: str) -> list[Candidate]:
         + _tails(toks)
         + _chunks(norm, toks)
     )
-    # a ratio's colons end no clause: no clause, tail or run of words starts or ends between its terms
-    ratios = [m.span() for m in _RATIO_RE.finditer(norm)]
     best: dict[tuple[int, int], SpanType] = {}
     for start, end, kind in found:
         key = _trim(norm, start, end)
+        # a ratio's colons end no clause: no clause, tail or run of words starts or ends between its terms
         if key[1] <= key[0] or any(a < at < b for a, b in ratios for at in key):
             continue
         held = best.get(key)
