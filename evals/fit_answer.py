@@ -69,7 +69,7 @@ from bench_corpus import PASSAGE_CHARS, passages  # noqa: E402
 from rag.documents import read_document  # noqa: E402
 from rag.eval_calibration import expected_calibration_error  # noqa: E402
 from rag.eval_short import AnswerKind, answer_kind, short_em, short_f1  # noqa: E402
-from rag.evaluation import item_from_dict, normalise  # noqa: E402
+from rag.evaluation import contains_answer, item_from_dict, normalise  # noqa: E402
 from rag.features.sentence import SENTENCE_FEATURE_NAMES  # noqa: E402
 from rag.question import Question, analyse_question  # noqa: E402
 from rag.scoring import (  # noqa: E402
@@ -349,7 +349,7 @@ def spread(items: Sequence[Item], limit: int | None) -> list[Item]:
 
 
 def _holds_gold(norm_sentence: str, golds: Sequence[str]) -> bool:
-    return any(g and g in norm_sentence for g in golds)
+    return any(contains_answer(norm_sentence, g) for g in golds)
 
 
 def passages_of(item: Item, question: Question, distractors: bool) -> tuple[list[tuple[str, float]], int]:
@@ -475,6 +475,7 @@ def _code_key(items: Sequence[Item], distractors: bool, extra: str = "") -> str:
         "rag/features/sentence.py",
         "rag/features/span.py",
         "rag/text.py",
+        "rag/evaluation.py",  # the labels: contains_answer
     ):
         h.update((ROOT / module).read_bytes())
     h.update(json.dumps([SPAN_MODEL_FEATURES, SENTENCES_FOR_SPANS]).encode())

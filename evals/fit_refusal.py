@@ -466,6 +466,17 @@ def fit(
                 "chosen_right": int(y_q[s & (role == "answerable")].sum()),
             },
         }
+    # the seed questions asked in other words (set "colloquial") and those about a subject no document names
+    # ("no-subject"): how many the fitted refusal answers right, and refuses
+    tags = np.array([rec.item.set for rec in records])  # one per question, as `role`
+    for tag in sorted({t for t in tags if t}):
+        s = tags == tag
+        answered = given_q[s] & (p_q[s] >= threshold)
+        report[f"seeds:{tag}"] = {
+            "questions": int(s.sum()),
+            "answered_right": int((answered & (y_q[s] == 1)).sum()),
+            "refused": int((~answered).sum()),
+        }
     from sklearn.metrics import log_loss, roc_auc_score
 
     # how well the held-out probability of the chosen answers tells right from wrong, whatever the threshold

@@ -19,6 +19,7 @@ from rag.evaluation import (
     answer_correct,
     calibration_pool,
     compare,
+    contains_answer,
     first_hit_rank,
     floor_violations,
     floors_from_metrics,
@@ -82,6 +83,34 @@ def test_answer_correct_any_and_all() -> None:
     assert not answer_correct(Q3, "甲")
     assert answer_correct(Q3, "甲和乙")
     assert answer_correct(QAItem("x", "?", answers=("甲", "乙")), "乙")
+
+
+@pytest.mark.parametrize(
+    ("text", "gold", "held"),
+    [
+        ("集聚了14家活性炭企业", "14家", True),
+        ("集聚了114家活性炭企业", "14家", False),  # a piece of a longer figure
+        ("年均增长15.1%", "5.1%", False),
+        ("年均增长5.1%", "5.1%", True),
+        ("产值3.94亿元", "3", False),  # the figure goes on past the decimal point
+        ("2024年", "2024", True),
+        ("1,234人", "234", False),
+        ("达到iii类标准", "ii类", False),  # NFKC folds Ⅲ to III
+        ("达到ii类标准", "ii类", True),
+        ("八成以上", "八成", True),  # Chinese figures are compared as before
+        ("17家和7家", "7家", True),  # a later occurrence stands whole
+        ("", "7家", False),
+    ],
+)
+def test_contains_answer_whole_figures(text: str, gold: str, held: bool) -> None:
+    assert contains_answer(text, gold) is held
+
+
+def test_answer_correct_needs_whole_figures() -> None:
+    both = QAItem("x", "?", answers=("Ⅱ类", "Ⅲ类"), all_required=True)
+    assert not answer_correct(both, "水质达到Ⅲ类标准")
+    assert answer_correct(both, "水质稳定在Ⅱ类标准；水质达到Ⅲ类标准")
+    assert not answer_correct(QAItem("x", "?", answers=("7家",)), "其中规模以上企业17家")
 
 
 def test_reciprocal_rank_depth() -> None:
