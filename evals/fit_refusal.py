@@ -318,9 +318,9 @@ def threshold_for(
 
 
 def figures(answered: np.ndarray, y: np.ndarray, role: np.ndarray) -> dict[str, float]:
-    """Negatives (article removed, seed unanswerable) refused, near misses refused, answerable answered, and
-    the precision of the answered over answerable + negatives (near misses apart, so the figure compares with
-    a fit without them)."""
+    """Negatives (article removed, seed unanswerable) refused, near misses refused, answerable answered, the
+    precision of the answered over answerable + negatives (near misses apart, so the figure compares with a fit
+    without them), and the share right of the answerable questions answered."""
     near = role == "near-miss"
     neg = (role != "answerable") & ~near
     pos = role == "answerable"
@@ -330,6 +330,10 @@ def figures(answered: np.ndarray, y: np.ndarray, role: np.ndarray) -> dict[str, 
         "near_misses_refused": round(float(1 - answered[near].mean()), 4) if near.any() else float("nan"),
         "answerable_answered": round(float(answered[pos].mean()), 4) if pos.any() else float("nan"),
         "answered_precision": round(float(y[base].mean()), 4) if base.any() else float("nan"),
+        # the issue's wording: of the answerable questions answered, the share whose text holds a gold answer
+        "answerable_answered_right": round(float(y[answered & pos].mean()), 4)
+        if (answered & pos).any()
+        else float("nan"),
         "negatives": int(neg.sum()),
         "near_misses": int(near.sum()),
         "answerable": int(pos.sum()),
