@@ -80,6 +80,17 @@ TABLE: list[Row] = [
     (f.keyword_proximity, Q_CAPITAL, "巴黎很美。", "巴黎", SpanType.PLACE, 0.0),
     (f.clause_keyword_share, Q_CAPITAL, S_CAPITAL, "巴黎", SpanType.PLACE, 1.0),
     (f.clause_keyword_share, Q_CAPITAL, S_CAPITAL, "最大的城市", SpanType.CHUNK, 0.0),
+    # an enumeration's item: the figure belongs to the noun of its own item, not to the clause's other items
+    (f.item_keyword_share, "有多少个示范村?", "建成示范村7个、提档升级村45个。", "7个", SpanType.NUMBER, 1.0),
+    (
+        f.item_keyword_share,
+        "有多少个示范村?",
+        "建成示范村7个、提档升级村45个。",
+        "45个",
+        SpanType.NUMBER,
+        0.0,
+    ),
+    (f.item_keyword_share, "造林多少亩?", "完成造林3.6万亩,封山4.3万亩。", "4.3万亩", SpanType.NUMBER, 0.0),
     (f.follows_copula, Q_CAPITAL, S_CAPITAL, "巴黎", SpanType.PLACE, 1.0),
     (f.follows_copula, Q_CAPITAL, S_CAPITAL, "法国", SpanType.PLACE, 0.0),
     (f.follows_verb, "谁发明了电话?", "贝尔发明了电话。", "电话", SpanType.CHUNK, 1.0),

@@ -18,6 +18,7 @@ from rag.question import Question, QuestionKind, word_weight
 from rag.spans import COPULAS, Candidate, SpanType, Token, candidate_spans, tokens
 from rag.text import CLAUSE_END
 
+ENUMERATION_COMMA = "、"  # parts one clause's items: 产品5个、有机农产品45个
 # Distances to the question's words beyond this many characters say nothing more (a clause is ~15 long).
 MAX_DISTANCE = 30
 # A question word this many characters from a span counts half as much as one right beside it (half a
@@ -346,6 +347,18 @@ def clause_keyword_share(q: Question, s: SpanView) -> float:
     return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in outside))
 
 
+def item_keyword_share(q: Question, s: SpanView) -> float:
+    """Weighted share of the question's words in the span's item of an enumeration (its clause cut further at
+    、) outside the span: in 产品5个、有机农产品45个 the 45个 is the 有机农产品's."""
+    a, b = s.alignment.clause_of(s.start)
+    norm = s.alignment.norm
+    end = max(b, s.end)
+    left = max(a, norm.rfind(ENUMERATION_COMMA, a, s.start) + 1)
+    right = norm.find(ENUMERATION_COMMA, s.end, end)
+    outside = norm[left : s.start] + "|" + norm[s.end : right if right >= 0 else end]
+    return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in outside))
+
+
 def follows_copula(q: Question, s: SpanView) -> float:
     """Whether the span opens right after 是/为/叫/称."""
     return float(any(t.end == s.start and t.word in COPULAS for t in s.alignment.tokens))
@@ -513,6 +526,7 @@ SPAN_FEATURES: tuple[SpanFeature, ...] = (
     right_keyword_distance,
     keyword_proximity,
     clause_keyword_share,
+    item_keyword_share,
     follows_copula,
     follows_verb,
     follows_preposition,
@@ -538,7 +552,13 @@ SPAN_FEATURES: tuple[SpanFeature, ...] = (
 )
 # Features also given as the span's rank among the sentence's spans of its type (0 for the best, at most
 # MAX_RANK): "the date nearest the question's words" depends on the other dates, which a row cannot see.
-RANKED_FEATURES = ("keyword_proximity", "gap_overlap", "before_context_chars", "after_context_chars")
+RANKED_FEATURES = (
+    "keyword_proximity",
+    "gap_overlap",
+    "before_context_chars",
+    "after_context_chars",
+    "item_keyword_share",
+)
 SPAN_FEATURE_NAMES: tuple[str, ...] = tuple(f.__name__ for f in SPAN_FEATURES) + tuple(
     f"{name}_rank_in_type" for name in RANKED_FEATURES
 )
