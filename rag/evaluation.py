@@ -155,12 +155,7 @@ def reciprocal_rank(rank: int | None, depth: int = MRR_DEPTH) -> float:
     return 1.0 / rank if rank is not None and rank <= depth else 0.0
 
 
-def _latin(c: str) -> bool:
-    return c.isascii() and c.isalnum()
-
-
-def _digit(c: str) -> bool:
-    return "0" <= c <= "9"
+_LATIN = "0-9A-Za-z"
 
 
 def contains_answer(text: str, gold: str) -> bool:
@@ -168,26 +163,12 @@ def contains_answer(text: str, gold: str) -> bool:
     not in 15.1%, II类 not in III类 (plain `in` counted each of these right)."""
     if not gold:
         return False
-    start = text.find(gold)
-    while start >= 0:
-        end = start + len(gold)
-        before, after = text[start - 1 : start], text[end : end + 1]
-        cut_before = (
-            _latin(gold[0])
-            and bool(before)
-            and (
-                _latin(before) or (before in ".," and _digit(gold[0]) and _digit(text[start - 2 : start - 1]))
-            )
-        )
-        cut_after = (
-            _latin(gold[-1])
-            and bool(after)
-            and (_latin(after) or (after in ".," and _digit(gold[-1]) and _digit(text[end + 1 : end + 2])))
-        )
-        if not cut_before and not cut_after:
-            return True
-        start = text.find(gold, start + 1)
-    return False
+    # only an end that is a Latin letter or digit is checked; a digit's figure may also go on past . or ,
+    before = rf"(?<![{_LATIN}])" + (r"(?<!\d[.,])" if gold[0].isascii() and gold[0].isdigit() else "")
+    after = rf"(?![{_LATIN}])" + (r"(?![.,]\d)" if gold[-1].isascii() and gold[-1].isdigit() else "")
+    pattern = (before if re.match(f"[{_LATIN}]", gold[0]) else "") + re.escape(gold)
+    pattern += after if re.match(f"[{_LATIN}]", gold[-1]) else ""
+    return re.search(pattern, text) is not None
 
 
 def answer_correct(item: QAItem, answer: str, found: bool = True) -> bool:

@@ -211,6 +211,11 @@ def _share(total: float, held: float) -> float:
     return held / total if total > 0 else 0.0
 
 
+def _held_share(q: Question, text: str) -> float:
+    """Weighted share of the question's words that a text holds."""
+    return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in text))
+
+
 def type_fits_kind(q: Question, s: SpanView) -> float:
     """Whether the span is of a type that answers this kind of question (a date for 哪一年)."""
     return float(s.type in FITTING_TYPES[q.kind])
@@ -301,7 +306,7 @@ def keywords_on_wrong_side(q: Question, s: SpanView) -> float:
 
 def keywords_inside(q: Question, s: SpanView) -> float:
     """Weighted share of the question's words inside the span (an answer rarely repeats the question)."""
-    return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in s.text))
+    return _held_share(q, s.text)
 
 
 def question_char_share(q: Question, s: SpanView) -> float:
@@ -343,8 +348,7 @@ def clause_keyword_share(q: Question, s: SpanView) -> float:
     """Weighted share of the question's words in the span's clause outside the span."""
     a, b = s.alignment.clause_of(s.start)
     norm = s.alignment.norm
-    outside = norm[a : s.start] + "|" + norm[s.end : max(b, s.end)]
-    return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in outside))
+    return _held_share(q, norm[a : s.start] + "|" + norm[s.end : max(b, s.end)])
 
 
 def item_keyword_share(q: Question, s: SpanView) -> float:
@@ -355,8 +359,7 @@ def item_keyword_share(q: Question, s: SpanView) -> float:
     end = max(b, s.end)
     left = max(a, norm.rfind(ENUMERATION_COMMA, a, s.start) + 1)
     right = norm.find(ENUMERATION_COMMA, s.end, end)
-    outside = norm[left : s.start] + "|" + norm[s.end : right if right >= 0 else end]
-    return _share(q.keyword_weight, sum(w for k, w in q.keywords if k in outside))
+    return _held_share(q, norm[left : s.start] + "|" + norm[s.end : right if right >= 0 else end])
 
 
 def follows_copula(q: Question, s: SpanView) -> float:
