@@ -12,6 +12,7 @@ the paragraph differently; rare pairs weigh more (pair_weight: idf over the inde
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
@@ -62,7 +63,7 @@ def unknown_share(question: Question, vocabulary: Mapping[str, float]) -> float:
 
 def held_pairs(asked: frozenset[str], norm: str, pair_weight: PairWeight) -> float:
     """The weight of the asked character pairs that a matching-form text holds."""
-    return sum(pair_weight(b) for b in asked & char_pairs(norm))
+    return math.fsum(pair_weight(b) for b in asked & char_pairs(norm))
 
 
 @lru_cache(maxsize=64)
@@ -73,13 +74,13 @@ def _parts(norm: str) -> tuple[str, ...]:
 
 def pair_share(question: Question, norm: str, pair_weight: PairWeight) -> float:
     """The share of the question's character pairs (rarity-weighted) that the paragraph holds anywhere."""
-    total = sum(pair_weight(b) for b in question.standalone_pairs)
+    total = math.fsum(pair_weight(b) for b in question.standalone_pairs)
     return held_pairs(question.standalone_pairs, norm, pair_weight) / total if total else 0.0
 
 
 def sentence_pair_share(question: Question, norm: str, pair_weight: PairWeight) -> float:
     """The same share held by the paragraph's best single sentence: a restatement, not scattered words."""
-    total = sum(pair_weight(b) for b in question.standalone_pairs)
+    total = math.fsum(pair_weight(b) for b in question.standalone_pairs)
     if not total:
         return 0.0
     return max(held_pairs(question.standalone_pairs, p, pair_weight) for p in _parts(norm)) / total

@@ -142,8 +142,9 @@ def rare_pair_share(q: Question, s: SentenceView) -> float:
     def weight(pair: str) -> float:
         return math.log((n + 1) / (counts.get(pair, 0) + 0.5))
 
-    total = sum(weight(p) for p in q.pairs)
-    return sum(weight(p) for p in q.pairs & s.pairs) / total if total > 0 else 0.0
+    # fsum: a set's order changes with the process's hash seed, and a float sum's last bit with the order
+    total = math.fsum(weight(p) for p in q.pairs)
+    return math.fsum(weight(p) for p in q.pairs & s.pairs) / total if total > 0 else 0.0
 
 
 def lcs_ratio(q: Question, s: SentenceView) -> float:
