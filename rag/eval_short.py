@@ -96,6 +96,33 @@ def short_f1(prediction: str | None, golds: Sequence[str]) -> float:
     return best
 
 
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _figures(text: str) -> frozenset[str]:
+    """The Arabic figures of a text (any width), thousands commas dropped."""
+    return frozenset(f.replace(",", "") for f in _FIGURE.findall(unicodedata.normalize("NFKC", text)))
+
+
+def figures_agree(prediction: str, gold: str) -> bool:
+    """Whether two answers name the same figures: one names none in Arabic digits (五年 and 5年 are left to F1),
+    or they share one and one's figures hold all the other's (2000人 and 2000人(次), 1999年 and 1999年12月;
+    not 5个 and 45个, 152公里 and 132公里)."""
+    got, want = _figures(prediction), _figures(gold)
+    if not got or not want:
+        return True
+    return bool(got & want) and (got <= want or want <= got)
+
+
+def short_right(prediction: str | None, golds: Sequence[str], least_f1: float) -> bool:
+    """A short answer is right when its F1 against a gold answer is at least `least_f1` (CMRC 2018's metric)
+    and it names that gold's figures: F1 alone counts 5个 right against 45个 and 152公里 against 132公里,
+    figures that share characters, not meaning."""
+    if prediction is None:
+        return False
+    return any(short_f1(prediction, [g]) >= least_f1 and figures_agree(prediction, g) for g in golds)
+
+
 class AnswerKind(Enum):
     """What a gold answer is, for EM/F1 split by kind (the issue's floor for numbers, dates and amounts)."""
 

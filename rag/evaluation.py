@@ -16,6 +16,7 @@ from typing import Any
 
 from rag.eval_calibration import balanced_weights, expected_calibration_error
 from rag.eval_short import AnswerKind, answer_kind, candidates_hold_gold, short_em, short_f1
+from rag.eval_short import short_right as short_answer_right
 from rag.text import CITATION_MARKER
 
 UNANSWERABLE = "unanswerable"
@@ -263,8 +264,9 @@ def text_right(o: Outcome) -> bool:
 
 
 def short_right(o: Outcome) -> bool:
-    """What `short_confidence` predicts: the short answer has F1 ≥ 0.5 against a gold answer."""
-    return not o.item.unanswerable and short_scores(o)[1] >= SHORT_RIGHT_F1
+    """What `short_confidence` predicts: the short answer has F1 ≥ 0.5 against a gold answer whose figures
+    it names (rag.eval_short.short_right)."""
+    return not o.item.unanswerable and short_answer_right(given_short(o), o.item.answers, SHORT_RIGHT_F1)
 
 
 CONFIDENCES: dict[str, Callable[[Outcome], bool]] = {

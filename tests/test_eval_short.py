@@ -11,9 +11,11 @@ from rag.eval_short import (
     candidates_hold_gold,
     cmrc_tokens,
     cmrc_without_punctuation,
+    figures_agree,
     longest_common_run,
     short_em,
     short_f1,
+    short_right,
 )
 
 
@@ -144,3 +146,39 @@ def test_answer_kind(gold: str, kind: AnswerKind) -> None:
 )
 def test_candidates_hold_gold(candidates: list[str], golds: list[str], held: bool) -> None:
     assert candidates_hold_gold(candidates, golds) is held
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold", "agree"),
+    [
+        ("2000人", "2000人(次)", True),  # the same figure, more or less unit
+        ("1999年12月", "1999年", True),  # a date more exact than the gold
+        ("5个", "45个", False),  # a figure that is a piece of the gold's
+        ("152公里", "132公里", False),  # digits in common, another figure
+        ("12.6%", "38.7%", False),
+        ("25,106人", "25106人", True),  # thousands comma
+        ("５年", "5年", True),  # full-width digits
+        ("5年", "五年", True),  # no Arabic figure on one side: left to F1
+        ("省人民医院", "省人民医院", True),
+    ],
+)
+def test_figures_agree(prediction: str, gold: str, agree: bool) -> None:
+    assert figures_agree(prediction, gold) is agree
+
+
+@pytest.mark.parametrize(
+    ("prediction", "golds", "right"),
+    [
+        ("45个", ["45个"], True),
+        ("5个", ["45个"], False),  # F1 0.8 by the official metric, and wrong
+        ("152公里", ["132公里"], False),
+        ("2000人", ["2000", "2000人(次)"], True),
+        ("新学道教育集团", ["北京新学道教育集团"], True),  # F1 ≥ 0.5 without figures
+        ("教育", ["北京新学道教育集团"], False),  # F1 below 0.5
+        (None, ["45个"], False),
+    ],
+)
+def test_short_right_needs_f1_and_the_gold_figures(
+    prediction: str | None, golds: list[str], right: bool
+) -> None:
+    assert short_right(prediction, golds, 0.5) is right
