@@ -889,9 +889,9 @@ def figures(
                 _pct([float(c["label"][q]) for q in stated]) if stated else None
             )
         # the issue's own test of a short answer, F1 >= 0.5 alone (the label above also asks for the figures)
-        stated = [q for q in qs if confidence["short"]["stated"].get(q, False)]
+        stated_short = [q for q in qs if confidence["short"]["stated"].get(q, False)]
         entry["short_stated_precision_f1"] = (
-            _pct([float(results[q]["f1"] >= SHORT_RIGHT_F1) for q in stated]) if stated else None
+            _pct([float(results[q]["f1"] >= SHORT_RIGHT_F1) for q in stated_short]) if stated_short else None
         )
         out[name] = entry
     return out

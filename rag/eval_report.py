@@ -141,7 +141,7 @@ def calibration_markdown(calibration: Mapping[str, Mapping[str, Any]], chart: st
         "## Calibration",
         "",
         "Answerable and unanswerable questions weighted 1:1; 15 equal-mass bins. `confidence` predicts that "
-        "the answer text holds a gold answer, `short_confidence` that the short answer has F1 ≥ 0.5.",
+        "the answer text holds a gold answer, `short_confidence` that the short answer has F1 ≥ 0.5 and names the gold's figures.",
         "",
     ]
     parts += [f"- {line}" for line in calibration_lines(calibration)] + [""]

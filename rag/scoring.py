@@ -380,7 +380,7 @@ class SpanAnswer:
     short: str  # the short answer (the passage's script; the caller converts to the question's)
     span_type: SpanType
     sentence_probability: float  # calibrated: that the sentence holds a right answer
-    short_confidence: float  # calibrated: that `short` is right (F1 >= 0.5 against a gold answer)
+    short_confidence: float  # calibrated: that `short` is right (F1 >= 0.5, naming the gold's figures)
     stated: bool  # short_confidence reaches the threshold for stating the short answer (0.9 precision)
     sentence_features: Mapping[str, float]
     span_features: Mapping[str, float]
