@@ -16,7 +16,7 @@ from typing import Any
 
 from rag.eval_calibration import balanced_weights, expected_calibration_error
 from rag.eval_short import AnswerKind, answer_kind, candidates_hold_gold, short_em, short_f1
-from rag.eval_short import short_right as short_answer_right
+from rag.eval_short import short_right as short_answer_right  # the name short_right is the Outcome's here
 from rag.text import CITATION_MARKER
 
 UNANSWERABLE = "unanswerable"
