@@ -23,11 +23,13 @@ so no article is in both the fitting and the scoring fold:
    the three leading sentences, with the held-out sentence probability among its features; the share of a
    sentence's log-odds added to its spans' when choosing among sentences is chosen on the fitting folds (the
    one with the most short answers exactly right plus sentences holding a gold answer);
-3. two confidence models (logistic regression over a few summary values, fitted on held-out outputs): that
-   the chosen sentence holds a gold answer, and that the short answer is right (F1 >= 0.5, naming the gold's
-   figures: 5个 is not right for 45个, rag.eval_short.short_right). The threshold
-   for stating a short answer is the lowest at which each dev set's stated answers on the fitting folds are
-   0.9 right by one standard error; it is scored on the held-out fold.
+3. two confidence models, fitted on the held-out outputs of 1 and 2: that the chosen sentence holds a gold
+   answer (logistic regression over four summary values), and that the short answer is right (F1 >= 0.5,
+   naming the gold's figures: 5个 is not right for 45个, rag.eval_short.short_right; gradient-boosted trees
+   over the span's score and leads and every span feature). The threshold for stating a short answer is the
+   lowest at which each dev set's stated answers on the fitting folds are 0.9 right by one standard error
+   (the trees' probabilities there held out once more, by article); it is scored on the held-out fold.
+   --dump FILE writes each question's held-out sentence, span and confidences, to read the errors.
 
 Figures are CMRC 2018's official EM/F1 (rag/eval_short.py) and ECE over 15 equal-mass bins
 (rag/eval_calibration.py), on the held-out folds. Feature matrices are cached under evals/reports/tmp/
@@ -444,6 +446,43 @@ def span_rows(
     return out
 
 
+def dump_held_out(
+    path: Path,
+    items: Sequence[Item],
+    distractors: bool,
+    logits: Sequence[np.ndarray],
+    spans: Sequence[Any],
+    results: Sequence[dict[str, Any]],
+    confidence: dict[str, Any],
+) -> None:
+    """Each question's held-out choice as one JSON line, for reading the errors: the quoted sentence, the span,
+    their scores against the gold answers and both held-out confidences (with whether the short one is stated)."""
+    with path.open("w", encoding="utf-8") as out:
+        for q, item in enumerate(items):
+            r = results[q]
+            line: dict[str, Any] = {"id": item.id, "set": item.set, "question": item.question}
+            line["answers"] = list(item.answers)
+            if r["short_row"] is not None:
+                question = analyse_question(item.question)
+                passages, _ = passages_of(item, question, distractors)
+                table = sentence_table(question, passages, similarities_of(item, passages))
+                tables = dict(leading_span_tables(question, table, logits[q]))
+                chosen = r["choice"]
+                view = tables[spans[q][chosen.table][0]].views[chosen.span]
+                sentence = table.views[spans[q][chosen.table][0]].text
+                line["sentence"] = sentence
+                line["short"] = sentence[view.start : view.end]
+            for key in ("em", "f1", "short_right", "sentence_right"):
+                line[key] = r[key]
+            for which in ("sentence", "short"):
+                c = confidence[which]
+                if q in c["oof"]:
+                    line[f"{which}_confidence"] = round(float(c["oof"][q]), 4)
+                    line[f"{which}_stated"] = bool(c["stated"][q])
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    print(f"wrote {path}", flush=True)
+
+
 def _sentence_job(args: tuple[Item, bool]) -> tuple[np.ndarray, np.ndarray]:
     return sentence_rows(*args)
 
@@ -559,6 +598,37 @@ def threshold_for_precision(confidence: np.ndarray, right: np.ndarray, precision
     return float(confidence[order][ok[-1]]) if len(ok) else 1.0
 
 
+def model_logits(model: Any, x: np.ndarray) -> np.ndarray:
+    """The log-odds of a fitted logistic regression or of gradient-boosted trees."""
+    if isinstance(model, LogisticRegression):
+        return logistic_logits(model, x)
+    return np.asarray(model.decision_function(x), dtype=np.float64)
+
+
+def fit_sentence_confidence(
+    x: np.ndarray, y: np.ndarray, folds: np.ndarray, sets: np.ndarray
+) -> tuple[LogisticRegression, float]:
+    """The sentence confidence: a logistic regression over SENTENCE_CONFIDENCE_FEATURES (four inputs; its
+    threshold from its own fitted probabilities, which a model this small barely overfits)."""
+    model = fit_logistic(x, y)
+    return model, stating_threshold(sigmoid(logistic_logits(model, x)), y, sets)
+
+
+def fit_short_confidence(
+    x: np.ndarray, y: np.ndarray, folds: np.ndarray, sets: np.ndarray
+) -> tuple[HistGradientBoostingClassifier, float]:
+    """The short-answer confidence: gradient-boosted trees over SHORT_CONFIDENCE_FEATURES, and the threshold
+    for stating from the held-out probabilities of the same fit on each fold of these rows by article (trees
+    overfit the rows they were fitted on, so a threshold from those would state too much)."""
+    held_out = np.zeros(len(y))
+    for k in np.unique(folds):
+        inside = folds != k
+        held_out[~inside] = fit_trees(x[inside], y[inside], SENTENCE_TREE_PARAMS).predict_proba(x[~inside])[
+            :, 1
+        ]
+    return fit_trees(x, y, SENTENCE_TREE_PARAMS), stating_threshold(held_out, y, sets)
+
+
 def stating_threshold(confidence: np.ndarray, right: np.ndarray, sets: np.ndarray) -> float:
     """The confidence from which answers are stated: the highest of the thresholds at which each large
     set's answers reach STATED_PRECISION (so no set's stated answers fall below it)."""
@@ -598,6 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timing", type=int, default=0, help="time answer_span over N questions, fit nothing"
     )
     parser.add_argument("--negatives", type=int, default=NEGATIVES_PER_QUESTION)
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="write each question's held-out answer (sentence, span, confidences) to this JSONL file",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -739,6 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sentence_right": bool(sent[q][1][choice.sentence]),
                 "sentence_row": choice.sentence_row,
                 "short_row": choice.short_row,
+                "choice": choice,
                 "recall": bool(any(tt[2].any() for tt in spans[q])),
             }
         )
@@ -750,27 +826,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [q for q, r in enumerate(results) if r["short_row"] is not None]
         x = np.asarray([results[q][f"{which}_row"] for q in rows])
         y = np.asarray([label_of(results[q]) for q in rows])
-        oof = np.zeros(len(rows))
-        stated = np.zeros(len(rows), dtype=bool)
         f = fold[rows]
         sets = np.asarray([items[q].set for q in rows])
+        fit = fit_short_confidence if which == "short" else fit_sentence_confidence
+        oof = np.zeros(len(rows))
+        stated = np.zeros(len(rows), dtype=bool)
         for k in range(FOLDS):
-            m = fit_logistic(x[f != k], y[f != k])
-            inside = sigmoid(logistic_logits(m, x[f != k]))
-            oof[f == k] = sigmoid(logistic_logits(m, x[f == k]))
-            stated[f == k] = oof[f == k] >= stating_threshold(inside, y[f != k], sets[f != k])
-        final = fit_logistic(x, y)
+            inside = f != k
+            model, threshold = fit(x[inside], y[inside], f[inside], sets[inside])
+            oof[~inside] = sigmoid(model_logits(model, x[~inside]))
+            stated[~inside] = oof[~inside] >= threshold
+        final, threshold = fit(x, y, f, sets)
         confidence[which] = {
             "model": final,
             "features": names,
             "oof": dict(zip(rows, oof, strict=True)),
             "stated": dict(zip(rows, stated, strict=True)),
             "label": dict(zip(rows, y, strict=True)),
-            "threshold": stating_threshold(sigmoid(logistic_logits(final, x)), y, sets),
+            "threshold": threshold,
         }
 
     report = figures(items, results, confidence)
     print(json.dumps(report, ensure_ascii=False, indent=1))
+    if args.dump:
+        dump_held_out(args.dump, items, args.distractors, per_question_logits, spans, results, confidence)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
     if args.dry:
         return 0
@@ -812,7 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sentence_confidence": _logistic_json(
                 confidence["sentence"]["model"], SENTENCE_CONFIDENCE_FEATURES
             ),
-            "short_confidence": _logistic_json(confidence["short"]["model"], SHORT_CONFIDENCE_FEATURES),
+            "short_confidence": trees_to_json(confidence["short"]["model"], SHORT_CONFIDENCE_FEATURES),
         },
     }
     previous = json.loads(WEIGHTS.read_text(encoding="utf-8")) if WEIGHTS.exists() else {}

@@ -48,15 +48,15 @@ SPAN_MODEL_FEATURES: tuple[str, ...] = (
 SENTENCE_CONFIDENCE_FEATURES = ("sentence_logit", "sentence_margin", "keyword_share", "passage_rank")
 # A lead in log-odds beyond this says nothing more (and a lone candidate has no runner-up).
 MAX_MARGIN = 10.0
-SHORT_CONFIDENCE_FEATURES = (
+# The short-answer confidence reads the chosen span's score and leads, then every feature the span model read
+# of it (gradient-boosted trees: which span features make a confident span wrong differs by question kind —
+# a figure beside the asked measure word, a name cut short — and a logistic model over a few of them stated
+# fewer answers at lower precision held out: see the CHANGELOG's issue 12 entry).
+SHORT_CONFIDENCE_FEATURES: tuple[str, ...] = (
     "span_score",
     "span_margin",
-    "sentence_probability",
     "sentence_margin",
-    "type_fits_kind",
-    "log_chars",
-    "gap_overlap",
-)
+) + SPAN_MODEL_FEATURES
 
 
 class WeightsError(RagError):
@@ -123,7 +123,7 @@ class Weights:
     sentence: Model
     span: Model
     sentence_confidence: LogisticModel
-    short_confidence: LogisticModel
+    short_confidence: Model
     sentence_weight: float  # share of a sentence's log-odds added to its spans' when choosing among sentences
     short_threshold: float  # state the short answer at or above this short_confidence (0.9 precision in CV)
     provenance: Mapping[str, Any]
@@ -244,7 +244,7 @@ def weights_from_json(obj: Mapping[str, Any]) -> Weights:
             sentence=model_from_json(models["sentence"]),
             span=model_from_json(models["span"]),
             sentence_confidence=_logistic(models["sentence_confidence"]),
-            short_confidence=_logistic(models["short_confidence"]),
+            short_confidence=model_from_json(models["short_confidence"]),
             sentence_weight=float(obj["choice"]["sentence_weight"]),
             short_threshold=float(obj["thresholds"]["short"]),
             provenance={k: v for k, v in obj.items() if k not in ("models",)},
@@ -348,20 +348,11 @@ def short_confidence_row(
     span_logits: np.ndarray, best: int, features: np.ndarray, sentence_margin: float
 ) -> list[float]:
     """The values the short-answer confidence model reads, in SHORT_CONFIDENCE_FEATURES order: the chosen
-    span's score (see `choose`) and its lead over the runner-up in any sentence, its sentence's probability
-    and lead, and three of its features."""
+    span's score (see `choose`), its lead over the runner-up in any sentence, its sentence's lead, then the
+    span model's features of it."""
     others = np.delete(span_logits, best)
     margin = float(span_logits[best] - others.max()) if len(others) else MAX_MARGIN
-    row = features[best]
-    return [
-        float(span_logits[best]),
-        _clip(margin),
-        float(row[SPAN_MODEL_FEATURES.index("sentence_probability")]),
-        _clip(sentence_margin),
-        float(row[SPAN_MODEL_FEATURES.index("type_fits_kind")]),
-        float(row[SPAN_MODEL_FEATURES.index("log_chars")]),
-        float(row[SPAN_MODEL_FEATURES.index("gap_overlap")]),
-    ]
+    return [float(span_logits[best]), _clip(margin), _clip(sentence_margin), *map(float, features[best])]
 
 
 def _clip(margin: float) -> float:

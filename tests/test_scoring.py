@@ -22,6 +22,7 @@ from rag.scoring import (
     load_weights,
     logistic_to_json,
     model_from_json,
+    short_confidence_row,
     trees_to_json,
     weights_from_json,
 )
@@ -88,6 +89,33 @@ def test_shipped_weights_match_the_code_and_say_where_they_came_from() -> None:
     figures = w.provenance["cross_validated"]
     assert figures["cmrc2018"]["short_em"] > 0 and figures["drcd"]["short_f1"] > 0
     assert 0.0 < w.short_threshold <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("logits", "best", "sentence_margin", "expected_head"),
+    [
+        ([2.0, 0.5, -1.0], 0, 3.0, [2.0, 1.5, 3.0]),
+        ([2.0, 0.5, -1.0], 1, -30.0, [0.5, -1.5, -10.0]),  # margins are clipped to ±MAX_MARGIN
+        ([0.7], 0, 0.2, [0.7, 10.0, 0.2]),  # a lone candidate leads by the most
+    ],
+)
+def test_short_confidence_row_is_the_score_the_leads_and_the_spans_features(
+    logits: list[float], best: int, sentence_margin: float, expected_head: list[float]
+) -> None:
+    features = np.arange(len(logits) * len(SPAN_MODEL_FEATURES), dtype=float).reshape(len(logits), -1)
+    row = short_confidence_row(np.asarray(logits), best, features, sentence_margin)
+    assert len(row) == len(SHORT_CONFIDENCE_FEATURES)
+    assert row[:3] == pytest.approx(expected_head)
+    assert row[3:] == list(features[best])
+
+
+def test_shipped_short_confidence_reads_every_span_feature() -> None:
+    w = load_weights()
+    assert isinstance(w.short_confidence, TreeEnsemble)
+    assert set(SPAN_MODEL_FEATURES) <= set(w.short_confidence.features)
+    # what it predicts is a probability for any row the code computes
+    rows = np.zeros((2, len(SHORT_CONFIDENCE_FEATURES)))
+    assert np.all(np.isfinite(w.short_confidence.logits(rows)))
 
 
 PARAGRAPH = (
