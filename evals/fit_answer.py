@@ -23,12 +23,13 @@ so no article is in both the fitting and the scoring fold:
    the three leading sentences, with the held-out sentence probability among its features; the share of a
    sentence's log-odds added to its spans' when choosing among sentences is chosen on the fitting folds (the
    one with the most short answers exactly right plus sentences holding a gold answer);
-3. two confidence models, fitted on the held-out outputs of 1 and 2: that the chosen sentence holds a gold
-   answer (logistic regression over four summary values), and that the short answer is right (F1 >= 0.5,
-   naming the gold's figures: 5个 is not right for 45个, rag.eval_short.short_right; gradient-boosted trees
-   over the span's score and leads and every span feature). The threshold for stating a short answer is the
-   lowest at which each dev set's stated answers on the fitting folds are 0.9 right by one standard error
-   (the trees' probabilities there held out once more, by article); it is scored on the held-out fold.
+3. two confidence models (gradient-boosted trees), fitted on the held-out outputs of 1 and 2: that the
+   chosen sentence holds a gold answer (over the sentence's log-odds, lead and features and the short
+   answer's row), and that the short answer is right (F1 >= 0.5, naming the gold's figures: 5个 is not right
+   for 45个, rag.eval_short.short_right; over the span's score and leads and every span feature). The
+   threshold for stating a short answer is the lowest at which each dev set's stated answers on the fitting
+   folds are 0.9 right by one standard error (the trees' probabilities there held out once more, by
+   article); it is scored on the held-out fold.
    --dump FILE writes each question's held-out sentence, span and confidences, to read the errors.
 
 Figures are CMRC 2018's official EM/F1 (rag/eval_short.py) and ECE over 15 equal-mass bins
@@ -60,7 +61,6 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GroupKFold  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,10 +85,8 @@ from rag.scoring import (  # noqa: E402
     choose,
     leading_span_tables,
     load_weights,
-    logistic_to_json,
     rounded,
     sentence_table,
-    sigmoid,
     trees_to_json,
 )
 from rag.spans import candidate_spans, matching_form  # noqa: E402
@@ -552,35 +550,6 @@ def folds_of(items: Sequence[Item]) -> np.ndarray:
     return fold
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> LogisticRegression:
-    model = LogisticRegression(C=c, max_iter=2000)
-    model.fit(_standardiser(x).transform(x), y)
-    model.standardiser_ = _standardiser(x)
-    return model
-
-
-class _Standard:
-    def __init__(self, mean: np.ndarray, scale: np.ndarray) -> None:
-        self.mean, self.scale = mean, scale
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.scale
-
-
-def _standardiser(x: np.ndarray) -> _Standard:
-    scale = x.std(axis=0)
-    return _Standard(x.mean(axis=0), np.where(scale > 1e-9, scale, 1.0))
-
-
-def logistic_logits(model: LogisticRegression, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.decision_function(model.standardiser_.transform(x)))
-
-
-def _logistic_json(model: LogisticRegression, features: Sequence[str]) -> dict[str, Any]:
-    s = model.standardiser_
-    return logistic_to_json(features, s.mean, s.scale, model.coef_[0], float(model.intercept_[0]))
-
-
 def fit_trees(x: np.ndarray, y: np.ndarray, params: dict[str, Any]) -> HistGradientBoostingClassifier:
     model = HistGradientBoostingClassifier(**params, early_stopping=False, random_state=MODEL_SEED)
     model.fit(x, y)
@@ -598,34 +567,17 @@ def threshold_for_precision(confidence: np.ndarray, right: np.ndarray, precision
     return float(confidence[order][ok[-1]]) if len(ok) else 1.0
 
 
-def model_logits(model: Any, x: np.ndarray) -> np.ndarray:
-    """The log-odds of a fitted logistic regression or of gradient-boosted trees."""
-    if isinstance(model, LogisticRegression):
-        return logistic_logits(model, x)
-    return np.asarray(model.decision_function(x), dtype=np.float64)
-
-
-def fit_sentence_confidence(
-    x: np.ndarray, y: np.ndarray, folds: np.ndarray, sets: np.ndarray
-) -> tuple[LogisticRegression, float]:
-    """The sentence confidence: a logistic regression over SENTENCE_CONFIDENCE_FEATURES (four inputs; its
-    threshold from its own fitted probabilities, which a model this small barely overfits)."""
-    model = fit_logistic(x, y)
-    return model, stating_threshold(sigmoid(logistic_logits(model, x)), y, sets)
-
-
-def fit_short_confidence(
+def fit_confidence(
     x: np.ndarray, y: np.ndarray, folds: np.ndarray, sets: np.ndarray
 ) -> tuple[HistGradientBoostingClassifier, float]:
-    """The short-answer confidence: gradient-boosted trees over SHORT_CONFIDENCE_FEATURES, and the threshold
-    for stating from the held-out probabilities of the same fit on each fold of these rows by article (trees
-    overfit the rows they were fitted on, so a threshold from those would state too much)."""
+    """A confidence model: gradient-boosted trees over the rows, and the threshold for stating from the held-out
+    probabilities of the same fit on each fold of these rows by article (trees overfit the rows they were
+    fitted on, so a threshold from those would state too much)."""
     held_out = np.zeros(len(y))
     for k in np.unique(folds):
         inside = folds != k
-        held_out[~inside] = fit_trees(x[inside], y[inside], SENTENCE_TREE_PARAMS).predict_proba(x[~inside])[
-            :, 1
-        ]
+        model = fit_trees(x[inside], y[inside], SENTENCE_TREE_PARAMS)
+        held_out[~inside] = model.predict_proba(x[~inside])[:, 1]
     return fit_trees(x, y, SENTENCE_TREE_PARAMS), stating_threshold(held_out, y, sets)
 
 
@@ -828,15 +780,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         y = np.asarray([label_of(results[q]) for q in rows])
         f = fold[rows]
         sets = np.asarray([items[q].set for q in rows])
-        fit = fit_short_confidence if which == "short" else fit_sentence_confidence
         oof = np.zeros(len(rows))
         stated = np.zeros(len(rows), dtype=bool)
         for k in range(FOLDS):
             inside = f != k
-            model, threshold = fit(x[inside], y[inside], f[inside], sets[inside])
-            oof[~inside] = sigmoid(model_logits(model, x[~inside]))
+            model, threshold = fit_confidence(x[inside], y[inside], f[inside], sets[inside])
+            oof[~inside] = model.predict_proba(x[~inside])[:, 1]
             stated[~inside] = oof[~inside] >= threshold
-        final, threshold = fit(x, y, f, sets)
+        final, threshold = fit_confidence(x, y, f, sets)
         confidence[which] = {
             "model": final,
             "features": names,
@@ -888,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": {
             "sentence": trees_to_json(sentence_model, SENTENCE_FEATURE_NAMES),
             "span": trees_to_json(span_model, SPAN_MODEL_FEATURES),
-            "sentence_confidence": _logistic_json(
+            "sentence_confidence": trees_to_json(
                 confidence["sentence"]["model"], SENTENCE_CONFIDENCE_FEATURES
             ),
             "short_confidence": trees_to_json(confidence["short"]["model"], SHORT_CONFIDENCE_FEATURES),

@@ -44,19 +44,25 @@ SPAN_MODEL_FEATURES: tuple[str, ...] = (
     + ("sentence_probability", "sentence_rank", "sentence_passage_rank")
     + tuple(f"sentence_{n}" for n in CARRIED_SENTENCE_FEATURES)
 )
-# What the confidence models see of one question's ranking.
-SENTENCE_CONFIDENCE_FEATURES = ("sentence_logit", "sentence_margin", "keyword_share", "passage_rank")
 # A lead in log-odds beyond this says nothing more (and a lone candidate has no runner-up).
 MAX_MARGIN = 10.0
-# The short-answer confidence reads the chosen span's score and leads, then every feature the span model read
-# of it (gradient-boosted trees: which span features make a confident span wrong differs by question kind —
-# a figure beside the asked measure word, a name cut short — and a logistic model over a few of them stated
-# fewer answers at lower precision held out: see the CHANGELOG's issue 12 entry).
+# What the two confidence models (gradient-boosted trees) see of one question's ranking. The short-answer
+# confidence reads the chosen span's score and leads, then every feature the span model read of it: which span
+# features make a likely span wrong differs by kind of question (a figure beside another count's noun, a name
+# cut short), which a logistic model over seven of them could not weigh (it stated fewer answers at lower
+# precision held out: see the CHANGELOG's issue 12 entries).
 SHORT_CONFIDENCE_FEATURES: tuple[str, ...] = (
     "span_score",
     "span_margin",
     "sentence_margin",
 ) + SPAN_MODEL_FEATURES
+# The sentence confidence reads the chosen sentence's log-odds and lead, its features, and the short answer's
+# row: how sure the span model is of a span in the sentence says whether the sentence answers at all.
+SENTENCE_CONFIDENCE_FEATURES: tuple[str, ...] = (
+    ("sentence_logit", "sentence_margin")
+    + tuple(f"sentence.{n}" for n in SENTENCE_FEATURE_NAMES)
+    + tuple(f"span.{n}" for n in SHORT_CONFIDENCE_FEATURES)
+)
 
 
 class WeightsError(RagError):
@@ -122,7 +128,7 @@ class Weights:
 
     sentence: Model
     span: Model
-    sentence_confidence: LogisticModel
+    sentence_confidence: Model
     short_confidence: Model
     sentence_weight: float  # share of a sentence's log-odds added to its spans' when choosing among sentences
     short_threshold: float  # state the short answer at or above this short_confidence (0.9 precision in CV)
@@ -243,7 +249,7 @@ def weights_from_json(obj: Mapping[str, Any]) -> Weights:
         weights = Weights(
             sentence=model_from_json(models["sentence"]),
             span=model_from_json(models["span"]),
-            sentence_confidence=_logistic(models["sentence_confidence"]),
+            sentence_confidence=model_from_json(models["sentence_confidence"]),
             short_confidence=model_from_json(models["short_confidence"]),
             sentence_weight=float(obj["choice"]["sentence_weight"]),
             short_threshold=float(obj["thresholds"]["short"]),
@@ -262,13 +268,6 @@ def weights_from_json(obj: Mapping[str, Any]) -> Weights:
                 f"the {name} model was fitted on other features than the code computes: run evals/fit_answer.py"
             )
     return weights
-
-
-def _logistic(obj: Mapping[str, Any]) -> LogisticModel:
-    model = model_from_json(obj)
-    if not isinstance(model, LogisticModel):
-        raise WeightsError("a confidence model must be logistic: run evals/fit_answer.py again")
-    return model
 
 
 @lru_cache(maxsize=4)
@@ -330,18 +329,14 @@ def span_table(
     )
 
 
-def sentence_confidence_row(logits: np.ndarray, chosen: int, features: np.ndarray) -> list[float]:
+def sentence_confidence_row(
+    logits: np.ndarray, chosen: int, features: np.ndarray, short_row: Sequence[float]
+) -> list[float]:
     """The values the sentence confidence model reads, in SENTENCE_CONFIDENCE_FEATURES order: the chosen
-    sentence's log-odds, its lead over the best other sentence, its keyword share and its passage's rank."""
+    sentence's log-odds, its lead over the best other sentence, its features, then the short answer's row."""
     others = np.delete(logits, chosen)
     margin = float(logits[chosen] - others.max()) if len(others) else MAX_MARGIN
-    row = features[chosen]
-    return [
-        float(logits[chosen]),
-        _clip(margin),
-        float(row[SENTENCE_FEATURE_NAMES.index("keyword_share")]),
-        float(row[SENTENCE_FEATURE_NAMES.index("passage_rank")]),
-    ]
+    return [float(logits[chosen]), _clip(margin), *map(float, features[chosen]), *short_row]
 
 
 def short_confidence_row(
@@ -436,12 +431,13 @@ def choose(
     every = np.concatenate([scored[t], *(lg for k, lg in enumerate(scored) if k != t)])
     others = np.delete(sentence_logits, i)
     sentence_margin = float(sentence_logits[i] - others.max()) if len(others) else MAX_MARGIN
+    short_row = short_confidence_row(every, j, features, sentence_margin)
     return Choice(
         sentence=i,
         table=t,
         span=j,
-        sentence_row=sentence_confidence_row(sentence_logits, i, sentence_features),
-        short_row=short_confidence_row(every, j, features, sentence_margin),
+        sentence_row=sentence_confidence_row(sentence_logits, i, sentence_features, short_row),
+        short_row=short_row,
     )
 
 

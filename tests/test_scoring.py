@@ -22,6 +22,7 @@ from rag.scoring import (
     load_weights,
     logistic_to_json,
     model_from_json,
+    sentence_confidence_row,
     short_confidence_row,
     trees_to_json,
     weights_from_json,
@@ -109,13 +110,27 @@ def test_short_confidence_row_is_the_score_the_leads_and_the_spans_features(
     assert row[3:] == list(features[best])
 
 
-def test_shipped_short_confidence_reads_every_span_feature() -> None:
+def test_sentence_confidence_row_is_the_log_odds_the_lead_the_features_and_the_short_row() -> None:
+    logits = np.asarray([0.5, 2.5, -1.0])
+    features = np.arange(3 * len(SENTENCE_FEATURE_NAMES), dtype=float).reshape(3, -1)
+    short_row = [0.25] * len(SHORT_CONFIDENCE_FEATURES)
+    row = sentence_confidence_row(logits, 0, features, short_row)
+    assert len(row) == len(SENTENCE_CONFIDENCE_FEATURES)
+    assert row[:2] == pytest.approx([0.5, -2.0])  # behind the best other sentence by 2
+    assert row[2 : 2 + len(SENTENCE_FEATURE_NAMES)] == list(features[0])
+    assert row[2 + len(SENTENCE_FEATURE_NAMES) :] == short_row
+
+
+def test_shipped_confidences_read_every_sentence_and_span_feature() -> None:
     w = load_weights()
-    assert isinstance(w.short_confidence, TreeEnsemble)
-    assert set(SPAN_MODEL_FEATURES) <= set(w.short_confidence.features)
-    # what it predicts is a probability for any row the code computes
-    rows = np.zeros((2, len(SHORT_CONFIDENCE_FEATURES)))
-    assert np.all(np.isfinite(w.short_confidence.logits(rows)))
+    for model, names in (
+        (w.short_confidence, SPAN_MODEL_FEATURES),
+        (w.sentence_confidence, tuple(f"sentence.{n}" for n in SENTENCE_FEATURE_NAMES)),
+    ):
+        assert isinstance(model, TreeEnsemble)
+        assert set(names) <= set(model.features)
+        # a finite log-odds for any row the code computes
+        assert np.all(np.isfinite(model.logits(np.zeros((2, len(model.features))))))
 
 
 PARAGRAPH = (
