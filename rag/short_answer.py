@@ -34,6 +34,9 @@ SPAN_PASSAGES = 1
 # Whether the fitted refusal chooses among the answers from the leading passages (the rules' and each other
 # passage's that passes the rules' gates on its own) instead of judging the rules' answer alone.
 CHOOSE_AMONG_PASSAGES = True
+# Set by hand, as a definition rather than a fit: a calibrated confidence below one half says the answer is
+# more likely wrong than right, which the words people read (把握较低) must say.
+AS_LIKELY_RIGHT_AS_WRONG = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -179,13 +182,25 @@ def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str
     return label.split()[-1].strip(" ：:")
 
 
-def confidence_words(answer: Answer) -> str:
-    """The answer's confidence in words for people: 把握较高 when its short answer is stated (its calibrated
-    confidence reached the threshold fitted for 0.9 precision), 把握一般 for any other answer, "" for a
-    refusal; in the question's script."""
+CONFIDENCE_WORDS = {"high": "把握较高", "moderate": "把握一般", "low": "把握较低"}
+
+
+def confidence_level(answer: Answer) -> str:
+    """How sure the answer is, for people: "high" when its short answer is stated (its calibrated confidence
+    reached the threshold fitted for 0.9 precision), "moderate" for another answer at least as likely right as
+    wrong, "low" below that (the refusal's threshold, chosen for the precision of all answers together, lets
+    through answers more often wrong than right), "" for a refusal."""
     if not answer.found:
         return ""
-    return to_script("把握较高" if answer.short_stated else "把握一般", script_of(answer.question))
+    if answer.short_stated:
+        return "high"
+    return "moderate" if answer.confidence >= AS_LIKELY_RIGHT_AS_WRONG else "low"
+
+
+def confidence_words(answer: Answer) -> str:
+    """The answer's confidence level in words (把握较高 / 把握一般 / 把握较低), in the question's script."""
+    level = confidence_level(answer)
+    return to_script(CONFIDENCE_WORDS[level], script_of(answer.question)) if level else ""
 
 
 def _renumbered(text: str, shift: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rag.question import analyse_question
@@ -13,12 +15,19 @@ from ui.render import highlighted_paragraph
 
 
 @pytest.mark.parametrize(
-    ("found", "stated", "words"),
-    [(True, True, "把握较高"), (True, False, "把握一般"), (False, False, "")],
+    ("found", "stated", "confidence", "words"),
+    [
+        (True, True, 0.9, "把握较高"),
+        (True, False, 0.5, "把握一般"),  # as likely right as wrong
+        (True, False, 0.49, "把握较低"),  # more likely wrong: the refusal's threshold lets some through
+        (True, True, 0.3, "把握较高"),  # a stated short answer is what the words speak of
+        (False, False, 0.0, ""),
+    ],
 )
-def test_confidence_words(found: bool, stated: bool, words: str) -> None:
-    assert confidence_words(Answer("左云县有几家?", "t", found, short_stated=stated)) == words
-    traditional = confidence_words(Answer("左雲縣有幾家?", "t", found, short_stated=stated))
+def test_confidence_words(found: bool, stated: bool, confidence: float, words: str) -> None:
+    answer = Answer("左云县有几家?", "t", found, short_stated=stated, confidence=confidence)
+    assert confidence_words(answer) == words
+    traditional = confidence_words(replace(answer, question="左雲縣有幾家?"))
     assert traditional == words.replace("较", "較")
 
 

@@ -721,3 +721,20 @@ def test_an_unknown_collection_is_refused_with_what_to_do() -> None:
     assert "没有文档集合" in report and all(_is_skip(v) for v in rest)
     back, *_, report, _t, _c, _s, _f, _box = page.switch("other", ChatSession(), None)
     assert back["value"] == "default" and "没有文档集合" in report
+
+
+@pytest.mark.parametrize(
+    ("stated", "confidence", "words", "css"),
+    [
+        (True, 0.9, "把握较高", "rag-sure"),
+        (False, 0.7, "把握一般", "rag-unsure"),
+        (False, 0.2, "把握较低", "rag-doubtful"),
+    ],
+)
+def test_the_confidence_badge_says_how_sure_in_words_and_colour(
+    stated: bool, confidence: float, words: str, css: str
+) -> None:
+    answer = Answer("左云县有几家?", "14家[1]", True, short_stated=stated, confidence=confidence)
+    badge = render.confidence_badge(answer)
+    assert words in badge and f"rag-confidence {css}" in badge
+    assert render.confidence_badge(Answer("左云县有几家?", "没有", False)) == ""

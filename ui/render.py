@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.short_answer import confidence_words
+from rag.short_answer import confidence_level, confidence_words
 from rag.store import SOURCE_SUFFIXES
 from rag.types import Answer, BuildReport, Citation, DocumentInfo, Passage
 
@@ -92,11 +92,14 @@ def highlighted_paragraph(citation: Citation) -> str:
     return f"{_esc(t[:qs])}<mark>{inside}</mark>{_esc(t[qe:])}"
 
 
+CONFIDENCE_CSS = {"high": "rag-sure", "moderate": "rag-unsure", "low": "rag-doubtful"}
+
+
 def confidence_badge(answer: Answer) -> str:
     """The answer's confidence in words (rag.short_answer.confidence_words), its probabilities on hover."""
     if not answer.found or answer.answerer != "extractive":
         return ""
-    words, css = confidence_words(answer), "rag-sure" if answer.short_stated else "rag-unsure"
+    words, css = confidence_words(answer), CONFIDENCE_CSS[confidence_level(answer)]
     title = f"答案可信度 {answer.confidence:.0%}"
     if answer.short is not None:
         title += f"，简短答案可信度 {answer.short_confidence:.0%}"
@@ -351,6 +354,7 @@ CSS = """
 .rag-confidence { font-size: 0.8em; border-radius: 4px; padding: 0 4px; margin-right: 6px; }
 .rag-sure { background: #dcfce7; color: #166534; }
 .rag-unsure { background: #fef3c7; color: #92400e; }
+.rag-doubtful { background: #fee2e2; color: #991b1b; }
 .rag-span { background: #fde68a; }
 .rag-notice { border-left: 4px solid #dc2626; background: rgba(220,38,38,0.08); padding: 6px 10px; border-radius: 4px; }
 .rag-sources { margin-top: 10px; border-top: 1px solid rgba(128,128,128,0.3); padding-top: 6px; }
