@@ -572,7 +572,8 @@ def fit_confidence(
 ) -> tuple[HistGradientBoostingClassifier, float]:
     """A confidence model: gradient-boosted trees over the rows, and the threshold for stating from the held-out
     probabilities of the same fit on each fold of these rows by article (trees overfit the rows they were
-    fitted on, so a threshold from those would state too much)."""
+    fitted on, so a threshold from those would state too much). The trees take the sentence model's settings,
+    not tuned here."""
     held_out = np.zeros(len(y))
     for k in np.unique(folds):
         inside = folds != k

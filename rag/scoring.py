@@ -334,9 +334,7 @@ def sentence_confidence_row(
 ) -> list[float]:
     """The values the sentence confidence model reads, in SENTENCE_CONFIDENCE_FEATURES order: the chosen
     sentence's log-odds, its lead over the best other sentence, its features, then the short answer's row."""
-    others = np.delete(logits, chosen)
-    margin = float(logits[chosen] - others.max()) if len(others) else MAX_MARGIN
-    return [float(logits[chosen]), _clip(margin), *map(float, features[chosen]), *short_row]
+    return [float(logits[chosen]), _lead(logits, chosen), *map(float, features[chosen]), *short_row]
 
 
 def short_confidence_row(
@@ -345,13 +343,22 @@ def short_confidence_row(
     """The values the short-answer confidence model reads, in SHORT_CONFIDENCE_FEATURES order: the chosen
     span's score (see `choose`), its lead over the runner-up in any sentence, its sentence's lead, then the
     span model's features of it."""
-    others = np.delete(span_logits, best)
-    margin = float(span_logits[best] - others.max()) if len(others) else MAX_MARGIN
-    return [float(span_logits[best]), _clip(margin), _clip(sentence_margin), *map(float, features[best])]
+    return [
+        float(span_logits[best]),
+        _lead(span_logits, best),
+        _clip(sentence_margin),
+        *map(float, features[best]),
+    ]
 
 
 def _clip(margin: float) -> float:
     return max(-MAX_MARGIN, min(MAX_MARGIN, margin))
+
+
+def _lead(values: np.ndarray, chosen: int) -> float:
+    """How far the chosen value stands above the best other one, clipped to ±MAX_MARGIN (MAX_MARGIN alone)."""
+    others = np.delete(values, chosen)
+    return _clip(float(values[chosen] - others.max())) if len(others) else MAX_MARGIN
 
 
 @dataclass(frozen=True)
@@ -429,9 +436,7 @@ def choose(
     i, features = span_features[t]
     j = int(np.argmax(scored[t]))
     every = np.concatenate([scored[t], *(lg for k, lg in enumerate(scored) if k != t)])
-    others = np.delete(sentence_logits, i)
-    sentence_margin = float(sentence_logits[i] - others.max()) if len(others) else MAX_MARGIN
-    short_row = short_confidence_row(every, j, features, sentence_margin)
+    short_row = short_confidence_row(every, j, features, _lead(sentence_logits, i))
     return Choice(
         sentence=i,
         table=t,

@@ -107,9 +107,8 @@ class Answer:
     verification: list[str] = field(default_factory=list)  # reasons, one line each
     standalone_question: str = ""  # the question as understood after folding in the history
     short: str | None = None  # the answer span itself, in the question's script; None for a refusal
-    short_confidence: float = (
-        0.0  # calibrated probability that `short` is right (F1 ≥ 0.5, its figures the gold's)
-    )
+    # calibrated probability that `short` is right (F1 ≥ 0.5 against a gold answer whose figures it names)
+    short_confidence: float = 0.0
     # calibrated probability that the answer is right (rag/refusal.py; for the LLM answerer, of the sentence it
     # cites; for a comparison, the product of its sides'); 0 when no candidate was found
     confidence: float = 0.0
