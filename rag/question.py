@@ -128,6 +128,9 @@ _MEASURE_AFTER = re.compile(r"(?:多少|几(?![乎何]))([^\s\d的是有在了�
 # A unit that opens with a magnitude or metric prefix runs on to its second character (万元, 公里, 平方米).
 _UNIT_PREFIX = "万亿千百平公立"
 _EDGE = "?？!！。.,，、 \t\n请问吗呢呀啊"
+# 多少钱 asks for a sum of money, and no figure is followed by 钱: the unit that follows it is 元 (美元, 日元,
+# 港元 end with it too), so 元 is the measure word the answer is looked for in.
+_UNIT_OF = {"钱": "元"}
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,11 @@ def measure_word(normalized: str) -> str:
     """The measure word or unit after 几/多少 (几家 → 家, 多少万元 → 万元); "" when none is named."""
     span = _measure_span(normalized)
     return normalized[span[0] : span[1]] if span else ""
+
+
+def asked_unit(measure: str) -> str:
+    """The unit an answer states the measure asked for in (多少钱 → 元); the measure word itself otherwise."""
+    return _UNIT_OF.get(measure, measure)
 
 
 def _measure_span(normalized: str) -> tuple[int, int] | None:
@@ -363,7 +371,7 @@ def analyse_question(
         text=text,
         normalized=normalized,
         kind=question_kind(normalized),
-        measure=measure_word(normalized),
+        measure=asked_unit(measure_word(normalized)),
         subjects=tuple(subjects),
         years=years,
         figures=figures,

@@ -77,6 +77,19 @@ def test_subjects_years_and_figures() -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "unit"),
+    [
+        ("五年花了多少钱办民生实事?", "元"),  # a sum of money is stated in 元, never 钱
+        ("五年花了多少錢辦民生實事?", "元"),
+        ("投资了多少亿元?", "亿元"),
+        ("有几家企业?", "家"),
+    ],
+)
+def test_the_measure_is_the_unit_an_answer_states(question: str, unit: str) -> None:
+    assert analyse_question(question).measure == unit
+
+
+@pytest.mark.parametrize(
     ("question", "interrogative", "before", "after"),
     [
         ("法国的首都是什么?", "什么", "法国的首都是", ""),
