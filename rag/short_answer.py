@@ -20,7 +20,7 @@ from rag.question import Question, QuestionKind
 from rag.refusal import Evidence, RefusalWeights, answer_probability, shipped_refusal_weights
 from rag.retrieval import JOURNALIST, is_questioner
 from rag.scoring import SpanAnswer, Weights, answer_span, load_weights
-from rag.spans import SpanType
+from rag.spans import SpanType, candidate_spans, matching_form
 from rag.text import CITATION_MARKER, normalize, script_of, to_script
 from rag.types import Answer, Citation, Passage
 
@@ -144,7 +144,8 @@ def _answer_from_span(
     explanation = question.kind is QuestionKind.EXPLANATION
     short = None if explanation else to_script(found.short, script)
     short_confidence, stated = found.short_confidence, found.stated
-    speaker = speaker_answer(question, passage.speaker, found.span_type) if labelled else ""
+    chosen = passage.text[start:end][found.span_start : found.span_end]
+    speaker = speaker_answer(question, passage.speaker, found.span_type, chosen) if labelled else ""
     if speaker:
         # Who speaks is the answer; the turn being the right one is what the sentence probability says.
         short, short_confidence = to_script(speaker, script), found.sentence_probability
@@ -164,12 +165,15 @@ def _answer_from_span(
     )
 
 
-def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str:
+def speaker_answer(question: Question, speaker: str, span_type: SpanType, span: str = "") -> str:
     """Who a press-conference turn's speaker label names, as the answer to a question asking who (or which
     outlet) when the chosen sentence offers no span of that kind: the name after the title (副局长 王永军),
-    or a journalist's outlet (山西市场导报记者). "" otherwise."""
+    or a journalist's outlet (山西市场导报记者). "" otherwise, and for a person when the span the model chose
+    names someone the question does not (高鹏同志 in the host's turn that names the officials)."""
     label = speaker.strip()
     if not question.asks_who or not label or span_type in FITTING_TYPES[question.kind]:
+        return ""
+    if question.kind is QuestionKind.PERSON and _names_someone_else(question, span):
         return ""
     if (
         question.kind is QuestionKind.ORGANISATION
@@ -180,6 +184,14 @@ def speaker_answer(question: Question, speaker: str, span_type: SpanType) -> str
     if is_questioner(label):
         return label[: -len(JOURNALIST)].strip(" ：:")  # 记者 is two characters in either script
     return label.split()[-1].strip(" ：:")
+
+
+def _names_someone_else(question: Question, text: str) -> bool:
+    """Whether the text holds a person's name the question does not say (jieba tags some places as names:
+    左云县 asked about is no one else)."""
+    norm = matching_form(text)
+    people = (norm[c.start : c.end] for c in candidate_spans(text) if c.type is SpanType.PERSON)
+    return any(p not in question.normalized for p in people)
 
 
 CONFIDENCE_WORDS = {"high": "把握较高", "moderate": "把握一般", "low": "把握较低"}

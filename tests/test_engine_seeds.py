@@ -89,6 +89,16 @@ def test_press_conference_turns_answer_who_asked_and_who_replied(seeds_engine, q
     assert normalize(name) in normalize(cited.speaker)
 
 
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [("左云县新闻发言人是谁?", "高鹏"), ("左云县行政审批服务管理局副局长是谁?", "王永军")],
+)
+def test_an_official_named_in_the_hosts_turn_is_not_answered_by_the_host(seeds_engine, question, name):
+    # the host's turn names the officials: the answer is the name in the sentence, not the turn's speaker
+    answer = seeds_engine.ask(question)
+    assert answer.found and answer.short and normalize(name) in normalize(answer.short), answer.short
+
+
 def test_a_new_question_in_a_running_chat_stands_alone(seeds_engine):
     history = [{"role": "user", "content": "左权县森林覆盖率是多少?"}]
     answer = seeds_engine.ask("左云县有多少家活性炭企业?", history=history)

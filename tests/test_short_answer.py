@@ -108,6 +108,20 @@ def test_who_speaks_answers_a_who_question_when_the_sentence_names_no_one(
     assert speaker_answer(analyse_question(question), speaker, span_type) == expected
 
 
+@pytest.mark.parametrize(
+    ("span", "expected"),
+    [
+        ("新闻发言人高鹏同志", ""),  # the host's turn names the official: the model's span
+        ("左云县专场", "王瑶"),  # a name the question says (jieba tags 左云县 as one) is no one else
+        ("“放管服”", "王瑶"),  # names no one: who speaks
+    ],
+)
+def test_a_span_that_names_someone_is_not_replaced_by_the_speaker(span: str, expected: str) -> None:
+    question = analyse_question("左云县新闻发言人是谁?")
+    label = "主持人:中共大同市委宣传部副部长 王瑶"
+    assert speaker_answer(question, label, SpanType.TAIL, span) == expected
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("question", "short"),
