@@ -207,6 +207,7 @@ def ask_one(engine: Engine, item: QAItem, answerer: str | None = None) -> Outcom
         confidence=_optional_float(answer, "confidence"),
         short_confidence=_optional_float(answer, "short_confidence"),
         candidates=_candidate_texts(answer),
+        stated=getattr(answer, "short_stated", None),
     )
 
 
@@ -246,6 +247,7 @@ def question_rows(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
                 "kind": kind.value if kind else None,
                 "confidence": o.confidence,
                 "short_confidence": o.short_confidence,
+                "stated": o.stated,
                 "retrieve_ms": round(o.retrieve_seconds * 1000, 2),
                 "ask_ms": round(o.ask_seconds * 1000, 2),
             }

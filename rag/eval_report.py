@@ -36,6 +36,8 @@ SHORT_COLUMNS = (
     ("short_em_other", "EM other"),
     ("short_f1_other", "F1 other"),
     ("candidate_recall", "candidate recall"),
+    ("short_stated", "stated"),
+    ("short_stated_right", "stated right"),
     ("ece_confidence", "ECE confidence"),
     ("ece_short_confidence", "ECE short"),
 )

@@ -126,6 +126,9 @@ class Outcome:
     confidence: float | None = None  # None when the answerer does not give one
     short_confidence: float | None = None
     candidates: tuple[str, ...] | None = None  # candidate spans, when the answerer exposes them
+    stated: bool | None = (
+        None  # the short answer was stated as the answer; None when the answerer does not say
+    )
 
 
 def _same_doc(expected: str, got: str) -> bool:
@@ -230,6 +233,10 @@ class Metrics:
     short_em_other: float | None = None
     short_f1_other: float | None = None
     candidate_recall: float | None = None  # a gold answer among the candidate spans
+    # short answers stated as the answer (answerable and unanswerable questions): their share of the questions,
+    # and of them the share right (short_right; one stated for an unanswerable question is wrong)
+    short_stated: float | None = None
+    short_stated_right: float | None = None
     # calibration over answerable and unanswerable questions weighted 1:1 (None without both)
     ece_confidence: float | None = None
     ece_short_confidence: float | None = None
@@ -325,6 +332,8 @@ def summarise(outcomes: Iterable[Outcome]) -> Metrics:
     scores = {o.item.id: short_scores(o) for o in scored}
     kinds = {kind: [scores[o.item.id] for o in scored if item_kind(o.item) == kind] for kind in AnswerKind}
     offered = [o for o in scored if o.candidates is not None]
+    says = [o for o in rows if o.stated is not None]
+    stated = [o for o in says if o.stated and o.found]
     return Metrics(
         n=len(rows),
         answerable=len(answerable),
@@ -352,6 +361,8 @@ def summarise(outcomes: Iterable[Outcome]) -> Metrics:
         candidate_recall=_ratio(
             sum(candidates_hold_gold(o.candidates or (), o.item.answers) for o in offered), len(offered)
         ),
+        short_stated=_ratio(len(stated), len(says)),
+        short_stated_right=_ratio(sum(short_right(o) for o in stated), len(stated)),
         ece_confidence=_ece(rows, "confidence"),
         ece_short_confidence=_ece(rows, "short_confidence"),
         failures=[o.item.id for o in rows if not outcome_ok(o)],
@@ -395,6 +406,8 @@ COMPARED = (
     "short_em",
     "short_f1",
     "candidate_recall",
+    "short_stated",
+    "short_stated_right",
     "ece_confidence",
     "ece_short_confidence",
     "ask_ms_p50",
@@ -429,6 +442,7 @@ GATED: dict[str, dict[str, str]] = {
         "false_refusal_rate": "max",
         "short_em": "min",
         "short_f1": "min",
+        "short_stated_right": "min",
     },
     SET_PREFIX + "colloquial": {"hit_at_1": "min", "answer_accuracy": "min"},
     SET_PREFIX + "no-subject": {"refusal_recall": "min"},

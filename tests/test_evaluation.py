@@ -31,6 +31,7 @@ from rag.evaluation import (
     summarise,
     summarise_by_type,
 )
+from rag.text import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 A, B = "a.txt", "b.txt"
@@ -170,8 +171,8 @@ def test_item_from_dict_validates() -> None:
         item_from_dict({"id": "a", "question": "?", "answers": ["1"], "type": "unanswerable"})
 
 
-def test_seed_question_set_is_well_formed() -> None:
-    """Every evidence is an exact substring of one paragraph of its seed, in the original script."""
+def _seed_paragraphs() -> dict[str, list[str]]:
+    """Each seed's paragraphs in its original script, with the two page-break joins the reader makes."""
     seeds = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "seeds").glob("*.txt")}
     joins = {"精细化管理,完\n\n成21条": "精细化管理,完成21条", "县中医院独立\n\n办院": "县中医院独立办院"}
     paragraphs: dict[str, list[str]] = {}
@@ -179,20 +180,41 @@ def test_seed_question_set_is_well_formed() -> None:
         for broken, joined in joins.items():
             text = text.replace(broken, joined)
         paragraphs[name] = text.split("\n")
-    lines = (ROOT / "evals" / "seeds_qa.jsonl").read_text(encoding="utf-8").splitlines()
+    return paragraphs
+
+
+def _items_with_evidence_in_the_seeds(name: str) -> list[QAItem]:
+    """A seed question set's items, each evidence checked as an exact substring of one seed paragraph."""
+    paragraphs = _seed_paragraphs()
+    lines = (ROOT / "evals" / name).read_text(encoding="utf-8").splitlines()
     items = [item_from_dict(json.loads(line), n) for n, line in enumerate(lines, start=1)]
-    assert len(items) >= 60
     assert len({i.id for i in items}) == len(items)
+    for item in items:
+        docs = list(paragraphs) if item.doc == "*" else [item.doc]
+        for evidence in item.evidence:
+            assert any(evidence in p for d in docs for p in paragraphs[d]), (item.id, evidence)
+    return items
+
+
+def test_seed_question_set_is_well_formed() -> None:
+    """Every evidence is an exact substring of one paragraph of its seed, in the original script."""
+    items = _items_with_evidence_in_the_seeds("seeds_qa.jsonl")
+    assert len(items) >= 60
     assert sum(i.unanswerable for i in items) >= 8
     colloquial = [i for i in items if i.set == "colloquial"]
     no_subject = [i for i in items if i.set == "no-subject"]
     assert len(colloquial) >= 30 and all(i.answers and i.evidence for i in colloquial)
     assert len(no_subject) >= 10 and all(i.unanswerable for i in no_subject)
     assert sum(bool(i.history) for i in items) >= 5
-    for item in items:
-        docs = list(paragraphs) if item.doc == "*" else [item.doc]
-        for evidence in item.evidence:
-            assert any(evidence in p for d in docs for p in paragraphs[d]), (item.id, evidence)
+
+
+def test_probe_question_set_is_well_formed_and_apart_from_the_fitted_one() -> None:
+    """evals/seeds_probe.jsonl: evidence as above, and no question the fitted set (seeds_qa.jsonl) also asks."""
+    probe = _items_with_evidence_in_the_seeds("seeds_probe.jsonl")
+    fitted = _items_with_evidence_in_the_seeds("seeds_qa.jsonl")
+    assert len(probe) >= 60 and all(i.answers or i.unanswerable for i in probe)
+    assert not {normalize(i.question) for i in probe} & {normalize(i.question) for i in fitted}
+    assert not {i.id for i in probe} & {i.id for i in fitted}
 
 
 def test_set_tag_and_article_removed() -> None:
@@ -251,6 +273,14 @@ def test_short_answer_metrics() -> None:
     assert (m.short_em_number, m.short_f1_number) == (pytest.approx(0.5), pytest.approx(0.9))
     assert (m.short_em_other, m.short_f1_other) == (0.0, 0.0)
     assert m.candidate_recall == pytest.approx(1 / 2)  # "14家" among q2's; "80亿元" is not "80亿"
+
+
+def test_stated_short_answers_and_how_many_are_right() -> None:
+    stated = [True, False, True, True]  # q2 right; q1 not stated; the refusal's kept span; q4 unanswerable
+    m = summarise([dataclasses.replace(o, stated=s) for o, s in zip(SHORTS, stated, strict=True)])
+    assert m.short_stated == pytest.approx(2 / 4)  # a refusal states nothing
+    assert m.short_stated_right == pytest.approx(1 / 2)  # one stated for an unanswerable question is wrong
+    assert summarise(SHORTS).short_stated is None  # the answerer does not say what it states
 
 
 def test_calibration_pool_weighs_answerable_and_unanswerable_equally() -> None:
