@@ -168,12 +168,16 @@ def _answer_from_span(
 def speaker_answer(question: Question, speaker: str, span_type: SpanType, span: str = "") -> str:
     """Who a press-conference turn's speaker label names, as the answer to a question asking who (or which
     outlet) when the chosen sentence offers no span of that kind: the name after the title (副局长 王永军),
-    or a journalist's outlet (山西市场导报记者). "" otherwise, and for a person when the span the model chose
-    names someone the question does not (高鹏同志 in the host's turn that names the officials)."""
+    or a journalist's outlet (山西市场导报记者). "" otherwise; for a person also when the span the model chose
+    names someone the question does not (高鹏同志 in the host's turn that names the officials), and when the
+    question asks neither who replied nor anything the label says (县长 of 主持人 王瑶: 主持 would be)."""
     label = speaker.strip()
     if not question.asks_who or not label or span_type in FITTING_TYPES[question.kind]:
         return ""
-    if question.kind is QuestionKind.PERSON and _names_someone_else(question, span):
+    if question.kind is QuestionKind.PERSON and (
+        _names_someone_else(question, span)
+        or not (question.asks_who_answered or _label_says_what_is_asked(question, label))
+    ):
         return ""
     if (
         question.kind is QuestionKind.ORGANISATION
@@ -184,6 +188,12 @@ def speaker_answer(question: Question, speaker: str, span_type: SpanType, span: 
     if is_questioner(label):
         return label[: -len(JOURNALIST)].strip(" ：:")  # 记者 is two characters in either script
     return label.split()[-1].strip(" ：:")
+
+
+def _label_says_what_is_asked(question: Question, label: str) -> bool:
+    """Whether the speaker label holds a word of the question other than its subjects (主持 in 主持人, 发言人)."""
+    said = normalize(label)
+    return any(k in said for k in question.keywords_in_order if not any(k in e for e in question.entities))
 
 
 def _names_someone_else(question: Question, text: str) -> bool:
