@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property, lru_cache
 from typing import Literal
@@ -18,7 +18,17 @@ from typing import Literal
 import jieba
 import jieba.posseg as pseg
 
-from rag.text import HANT, STOP_WORDS, keywords, normalize, question_chars, question_pairs, script_of, words
+from rag.text import (
+    HANT,
+    STOP_WORDS,
+    keywords,
+    normalize,
+    question_chars,
+    question_pairs,
+    script_of,
+    to_script,
+    words,
+)
 
 # A question longer than this is a pasted text followed by the question itself, which ends it: only the
 # last MAX_ANALYSED_CHARS characters are segmented (CMRC 2018 / DRCD dev questions are at most ~90 long).
@@ -326,6 +336,62 @@ def needs_history(question: str, entities: Sequence[str]) -> bool:
     return not entities and len(keywords(q)) <= 2
 
 
+# What an elliptical follow-up wraps around the thing it asks about instead (那…呢?, 那么…呢?).
+_ELLIPSIS = re.compile(r"^(?:那么|那|还有|另外)?(.+?)呢?$")
+# An elliptical follow-up names a thing (林木覆盖率, 那2025年): a longer turn is a question of its own, and the
+# search for where its phrase stands in the previous question costs its length squared.
+MAX_ELLIPSIS_CHARS = 16
+
+
+def elliptical_question(last: str, turn: str) -> str | None:
+    """The previous question asked again of what an elliptical follow-up names instead ("林木覆盖率呢?" after
+    "左权县森林覆盖率是多少?" → "左权县林木覆盖率是多少?"), in the turn's script; None when the turn asks a
+    question of its own or shares no word's end or start with the previous question (人均呢? after …GDP是多少?).
+
+    Chinese noun phrases end in their head, so the part replaced is the run of the previous question's jieba
+    words that ends with the longest end of the turn's phrase it holds at a word's end (覆盖率; 企业 of
+    生产企业 → 活性炭企业; 县 of 左云县 → 左权县), as long as the phrase; failing that, the run that starts
+    with the longest start of the phrase at a word's start (产值 → 产量)."""
+    turn, last = turn.strip().rstrip("?？!！。 "), last.strip()
+    said = normalize(turn)
+    m = _ELLIPSIS.match(said)
+    if not m or INTERROGATIVE.search(said) or not m.group(1).strip() or len(said) > MAX_ELLIPSIS_CHARS:
+        return None
+    last = last[-MAX_ANALYSED_CHARS:]
+    before = normalize(last)
+    where = _replaced(before, m.group(1).strip())
+    if where is None:
+        return None
+    a, b = where
+    # originals where folding kept the length (it nearly always does), so 左雲縣的GDP is not shown as 左云县的gdp
+    same = len(said) == len(turn) and len(before) == len(last)
+    phrase = turn[m.start(1) : m.end(1)].strip() if same else m.group(1).strip()
+    whole = (last[:a] + phrase + last[b:]) if same else (before[:a] + phrase + before[b:])
+    return to_script(whole, script_of(turn))
+
+
+def _replaced(before: str, phrase: str) -> tuple[int, int] | None:
+    """Where in the previous question (matching form) the phrase stands in: elliptical_question's rule."""
+    spans = [(a, b) for _, a, b in jieba.tokenize(before)]
+    starts, ends = {a for a, _ in spans}, {b for _, b in spans}
+
+    def run(a: int, b: int) -> tuple[int, int]:
+        """[a, b) widened to the words it touches."""
+        return min(x for x, y in spans if y > a), max(y for x, y in spans if x < b)
+
+    for n in range(len(phrase), 0, -1):
+        tail = phrase[-n:]
+        at = [i + n for i in range(len(before)) if before.startswith(tail, i) and i + n in ends]
+        if at:
+            return run(max(0, at[0] - len(phrase)), at[0])
+    for n in range(len(phrase), 0, -1):
+        head = phrase[:n]
+        at = [i for i in range(len(before)) if before.startswith(head, i) and i in starts]
+        if at:
+            return run(at[0], min(len(before), at[0] + len(phrase)))
+    return None
+
+
 def place_stems(focus: Sequence[str], entities: Sequence[str], vocabulary: Mapping[str, float]) -> list[str]:
     """Bare place stems among a question's words that the documents know with a suffix (左权 → 左权县)."""
     return [
@@ -360,6 +426,9 @@ def analyse_question(
     previous = [p for p in previous if p.strip() and p.strip() != text.strip()]
     if previous and needs_history(text, subjects):
         last = previous[-1]
+        whole = elliptical_question(last, text)
+        if whole is not None:  # "林木覆盖率呢?": the previous question, of the forest's other measure
+            return replace(analyse_question(whole, None, vocabulary), text=text, standalone=whole)
         standalone = f"{last} {text}"
         context = [w for w in words(last) if w not in focus]
         entities += [e for e in subject_words(last) if e not in entities]

@@ -99,6 +99,13 @@ def test_an_official_named_in_the_hosts_turn_is_not_answered_by_the_host(seeds_e
     assert answer.found and answer.short and normalize(name) in normalize(answer.short), answer.short
 
 
+def test_an_elliptical_follow_up_is_answered_as_the_last_question_of_what_it_names(seeds_engine):
+    history = [{"role": "user", "content": "左权中学2022年二本达线多少人?"}]
+    answer = seeds_engine.ask("那2025年呢?", history=history)
+    assert answer.standalone_question == "左权中学2025年二本达线多少人?"
+    assert answer.found and answer.short and "1022" in answer.short, answer.short
+
+
 def test_a_new_question_in_a_running_chat_stands_alone(seeds_engine):
     history = [{"role": "user", "content": "左权县森林覆盖率是多少?"}]
     answer = seeds_engine.ask("左云县有多少家活性炭企业?", history=history)

@@ -14,6 +14,7 @@ from rag.question import (
     Question,
     QuestionKind,
     analyse_question,
+    elliptical_question,
     measure_word,
     question_kind,
     subject_words,
@@ -199,7 +200,7 @@ LAST = [{"role": "user", "content": "左云县有多少家活性炭企业?"}, {"
     ("question", "follows", "carried"),
     [
         ("其中规模以上的有几家?", True, "左云县"),  # opens with a pointing word
-        ("左权县呢?", True, "左云县"),  # a fragment ending in 呢
+        ("人均呢?", True, "左云县"),  # a fragment ending in 呢 that stands for no word of the last turn
         ("左权县的地区生产总值是多少?", False, None),  # a complete question stands alone
     ],
 )
@@ -224,6 +225,40 @@ def test_a_follow_up_is_folded_after_the_last_user_turn(
         alone.keywords,
         alone.pairs,
     )
+
+
+@pytest.mark.parametrize(
+    ("last", "turn", "whole"),
+    [
+        ("左权县森林覆盖率是多少?", "林木覆盖率呢?", "左权县林木覆盖率是多少?"),  # the head 覆盖率
+        ("左云县有多少家活性炭企业?", "那生产企业呢?", "左云县有多少家生产企业?"),  # 企业: 活性炭企业 goes
+        ("左权县2024年地区生产总值是多少?", "左云县呢?", "左云县2024年地区生产总值是多少?"),
+        ("左权中学2022年二本达线多少人?", "那2025年呢?", "左权中学2025年二本达线多少人?"),
+        (
+            "鵲盛活性炭公司產量是多少?",
+            "產值呢?",
+            "鵲盛活性炭公司產值是多少?",
+        ),  # the start 产; the turn's script
+        (
+            "左雲縣的GDP是多少?",
+            "左权县呢?",
+            "左权县的GDP是多少?",
+        ),  # the Simplified turn's script, GDP as written
+        ("左雲縣的GDP是多少?", "人均呢?", None),  # nothing of the last turn it stands for: folded as before
+        ("左云县有多少家活性炭企业?", "其中规模以上的有几家?", None),  # a question of its own
+    ],
+)
+def test_an_elliptical_follow_up_asks_the_last_question_again_of_what_it_names(
+    last: str, turn: str, whole: str | None
+) -> None:
+    assert elliptical_question(last, turn) == whole
+
+
+def test_an_elliptical_follow_up_is_analysed_as_the_whole_question() -> None:
+    q = analyse_question("林木覆盖率呢?", [{"role": "user", "content": "左权县森林覆盖率是多少?"}])
+    assert q.kind is QuestionKind.NUMBER and q.interrogative == "多少"  # the turn alone has neither
+    assert q.text == "林木覆盖率呢?" and q.standalone == "左权县林木覆盖率是多少?" and q.is_follow_up
+    assert "森林" not in q.keywords_in_order and "林木" in q.keywords_in_order
 
 
 def test_a_bare_place_stem_is_a_subject_when_the_index_knows_it_with_a_suffix() -> None:
