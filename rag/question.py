@@ -360,7 +360,7 @@ def elliptical_question(last: str, turn: str) -> str | None:
     last = last[-MAX_ANALYSED_CHARS:]
     before = normalize(last)
     where = _replaced(before, m.group(1).strip())
-    if where is None:
+    if where is None or where[0] >= where[1]:
         return None
     a, b = where
     # originals where folding kept the length (it nearly always does), so 左雲縣的GDP is not shown as 左云县的gdp
@@ -374,10 +374,18 @@ def _replaced(before: str, phrase: str) -> tuple[int, int] | None:
     """Where in the previous question (matching form) the phrase stands in: elliptical_question's rule."""
     spans = [(a, b) for _, a, b in jieba.tokenize(before)]
     starts, ends = {a for a, _ in spans}, {b for _, b in spans}
+    # the interrogative and its measure word (多少个) stay: the phrase stands in for what they ask about
+    asked = INTERROGATIVE.search(before)
+    lo, hi = (asked.start(), asked.end() + len(measure_word(before[asked.start() :]))) if asked else (0, 0)
 
     def run(a: int, b: int) -> tuple[int, int]:
-        """[a, b) widened to the words it touches."""
-        return min(x for x, y in spans if y > a), max(y for x, y in spans if x < b)
+        """[a, b) widened to the words it touches, short of the interrogative phrase."""
+        a, b = min(x for x, y in spans if y > a), max(y for x, y in spans if x < b)
+        if asked and a < hi <= b:
+            a = hi
+        if asked and a < lo < b:
+            b = lo
+        return a, b
 
     for n in range(len(phrase), 0, -1):
         tail = phrase[-n:]
