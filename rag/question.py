@@ -359,13 +359,14 @@ def elliptical_question(last: str, turn: str) -> str | None:
         return None
     last = last[-MAX_ANALYSED_CHARS:]
     before = normalize(last)
-    where = _replaced(before, m.group(1).strip())
+    where = _replaced(before, m.group(1).strip().removesuffix("的") or m.group(1).strip())
     if where is None or where[0] >= where[1]:
         return None
     a, b = where
     # originals where folding kept the length (it nearly always does), so 左雲縣的GDP is not shown as 左云县的gdp
     same = len(said) == len(turn) and len(before) == len(last)
     phrase = turn[m.start(1) : m.end(1)].strip() if same else m.group(1).strip()
+    phrase = phrase.removesuffix("的") or phrase  # 左云县的呢?: 左云县's, of what the last turn asked
     whole = (last[:a] + phrase + last[b:]) if same else (before[:a] + phrase + before[b:])
     return to_script(whole, script_of(turn))
 
@@ -373,7 +374,7 @@ def elliptical_question(last: str, turn: str) -> str | None:
 def _replaced(before: str, phrase: str) -> tuple[int, int] | None:
     """Where in the previous question (matching form) the phrase stands in: elliptical_question's rule."""
     spans = [(a, b) for _, a, b in jieba.tokenize(before)]
-    starts, ends = {a for a, _ in spans}, {b for _, b in spans}
+    ends = {b for _, b in spans}
     # the interrogative and its measure word (多少个) stay: the phrase stands in for what they ask about
     asked = INTERROGATIVE.search(before)
     lo, hi = (asked.start(), asked.end() + len(measure_word(before[asked.start() :]))) if asked else (0, 0)
@@ -394,9 +395,14 @@ def _replaced(before: str, phrase: str) -> tuple[int, int] | None:
             return run(max(0, at[0] - len(phrase)), at[0])
     for n in range(len(phrase), 0, -1):
         head = phrase[:n]
-        at = [i for i in range(len(before)) if before.startswith(head, i) and i in starts]
-        if at:
-            return run(at[0], min(len(before), at[0] + len(phrase)))
+        # a start says less than a head: only one word about as long as the phrase (产量 for 产值) stands for it
+        word = [
+            (a, b)
+            for a, b in spans
+            if before.startswith(head, a) and abs((b - a) - len(phrase)) <= 1 and not (a < hi and b > lo)
+        ]
+        if word:
+            return word[0]
     return None
 
 
