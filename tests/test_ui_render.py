@@ -77,6 +77,17 @@ def test_found_answer_has_source_cards_with_anchor_ids() -> None:
     assert "\n\n" not in html  # one HTML block for the Markdown renderer
 
 
+def test_a_follow_up_shows_how_it_was_read_and_a_question_alone_does_not() -> None:
+    follow_up = Answer(
+        "林木覆盖率呢?", "58%[1]", True, citations=[citation()], standalone_question="左权县林木覆盖率是多少?"
+    )
+    assert "结合上文理解为：左权县林木覆盖率是多少?" in render.answer_html(
+        follow_up, "a", collection="default"
+    )
+    alone = Answer("问", "58%[1]", True, citations=[citation()], standalone_question="问")
+    assert "结合上文理解为" not in render.answer_html(alone, "a", collection="default")
+
+
 @pytest.mark.parametrize(
     ("doc", "page", "collection", "href"),
     [

@@ -242,6 +242,10 @@ def answer_html(answer: Answer, answer_id: str, *, collection: str) -> str:
     answerer = ANSWERER_LABELS.get(answer.answerer, answer.answerer)
     buttons = f"{copy_button(answer_text(answer))} {wrong_button(answer_id)}"
     meta = f'<div class="rag-meta">回答方式：{_esc(answerer)} {buttons}</div>'
+    standalone = answer.standalone_question
+    if standalone and standalone.strip() != answer.question.strip():
+        # a follow-up: how it was read with the turn before (林木覆盖率呢? → 左权县林木覆盖率是多少?)
+        meta = f'<div class="rag-meta">结合上文理解为：{_esc(standalone)}</div>' + meta
     if answer.found:
         valid = {c.n for c in answer.citations}
         linked = link_markers(answer.text, answer_id, valid).replace("\n", "<br>")
