@@ -359,7 +359,8 @@ def elliptical_question(last: str, turn: str) -> str | None:
         return None
     last = last[-MAX_ANALYSED_CHARS:]
     before = normalize(last)
-    where = _replaced(before, m.group(1).strip().removesuffix("的") or m.group(1).strip())
+    named = m.group(1).strip().removesuffix("的") or m.group(1).strip()
+    where = _replaced(before, named) or _subject_replaced(before, named)
     if where is None or where[0] >= where[1]:
         return None
     a, b = where
@@ -369,6 +370,16 @@ def elliptical_question(last: str, turn: str) -> str | None:
     phrase = phrase.removesuffix("的") or phrase  # 左云县的呢?: 左云县's, of what the last turn asked
     whole = (last[:a] + phrase + last[b:]) if same else (before[:a] + phrase + before[b:])
     return to_script(whole, script_of(turn))
+
+
+def _subject_replaced(before: str, phrase: str) -> tuple[int, int] | None:
+    """Where the previous question's one subject stands when the phrase is a subject too (王永军呢? after
+    李征宇担任什么职务?: another person asked the same of); None otherwise."""
+    theirs = subject_words(before)
+    if subject_words(phrase) != [phrase] or len(theirs) != 1:
+        return None
+    at = before.find(theirs[0])
+    return (at, at + len(theirs[0])) if at >= 0 else None
 
 
 def _replaced(before: str, phrase: str) -> tuple[int, int] | None:

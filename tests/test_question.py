@@ -247,6 +247,7 @@ def test_a_follow_up_is_folded_after_the_last_user_turn(
         ("左权县有多少个有机农产品?", "名特优新产品呢?", "左权县有多少个名特优新产品?"),  # 多少个 stays
         ("左权县GDP是多少?", "左云县的呢?", "左云县GDP是多少?"),  # 左云县's: the 的 is dropped
         ("左权县森林覆盖率是多少?", "左云县的情况呢?", None),  # 左 starts no word as long as 左云县的情况
+        ("李征宇担任什么职务?", "王永军呢?", "王永军担任什么职务?"),  # one subject for another
         ("左雲縣的GDP是多少?", "人均呢?", None),  # nothing of the last turn it stands for: folded as before
         ("左云县有多少家活性炭企业?", "其中规模以上的有几家?", None),  # a question of its own
     ],
