@@ -126,9 +126,8 @@ class Outcome:
     confidence: float | None = None  # None when the answerer does not give one
     short_confidence: float | None = None
     candidates: tuple[str, ...] | None = None  # candidate spans, when the answerer exposes them
-    stated: bool | None = (
-        None  # the short answer was stated as the answer; None when the answerer does not say
-    )
+    # the short answer was stated as the answer; None when the answerer does not say
+    stated: bool | None = None
 
 
 def _same_doc(expected: str, got: str) -> bool:

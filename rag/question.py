@@ -337,7 +337,7 @@ def needs_history(question: str, entities: Sequence[str]) -> bool:
 
 
 # What an elliptical follow-up wraps around the thing it asks about instead (那…呢?, 那么…呢?).
-_ELLIPSIS = re.compile(r"^(?:那么|那|还有|另外)?(.+?)呢?$")
+_ELLIPSIS = re.compile(r"^(?:那么|那|其中|还有|另外)?(.+?)呢?$")
 # An elliptical follow-up names a thing (林木覆盖率, 那2025年): a longer turn is a question of its own, and the
 # search for where its phrase stands in the previous question costs its length squared.
 MAX_ELLIPSIS_CHARS = 16
@@ -350,8 +350,10 @@ def elliptical_question(last: str, turn: str) -> str | None:
 
     Chinese noun phrases end in their head, so the part replaced is the run of the previous question's jieba
     words that ends with the longest end of the turn's phrase it holds at a word's end (覆盖率; 企业 of
-    生产企业 → 活性炭企业; 县 of 左云县 → 左权县), as long as the phrase; failing that, the run that starts
-    with the longest start of the phrase at a word's start (产值 → 产量)."""
+    生产企业 → 活性炭企业; 县 of 左云县 → 左权县), as long as the phrase; failing that, the one word about as
+    long as the phrase that starts with its longest start (产值 → 产量); failing that, the previous question's
+    one subject when the phrase is a subject (王永军 → 李征宇). The interrogative and its measure word are never
+    replaced, and X的 stands for X."""
     turn, last = turn.strip().rstrip("?？!！。 "), last.strip()
     said = normalize(turn)
     m = _ELLIPSIS.match(said)
