@@ -581,6 +581,36 @@ def curve(records: Sequence[Record], choose: bool = CHOOSE_AMONG_PASSAGES) -> No
             )
         where[key] = where.get(key, 0) + 1
     print(f"wrong answers at held-out probability >= {CONFIDENT}: {sum(where.values())}, gold in {where}")
+    _stated_by_probability(records, answer_of, p_q, given_q, sets)
+
+
+def _stated_by_probability(
+    records: Sequence[Record],
+    answer_of: dict[int, Answer],
+    p_q: np.ndarray,
+    given_q: np.ndarray,
+    sets: np.ndarray,
+) -> None:
+    """Of the answers given (at the shipped threshold) whose short answer the span model states, how many are
+    right (rag.eval_short.short_right; a stated answer to an article-removed question is wrong), with the held-out
+    probability below and at or above AS_LIKELY_RIGHT_AS_WRONG: what rag.short_answer.stated_only_if_likely
+    reads."""
+    from rag.eval_short import short_right
+    from rag.short_answer import AS_LIKELY_RIGHT_AS_WRONG, shipped_refusal_weights
+
+    threshold = shipped_refusal_weights().threshold
+    counts: dict[tuple[str, bool], list[int]] = {}
+    for q, answer in answer_of.items():
+        rec = records[q]
+        if rec.role == "near-miss" or not given_q[q] or p_q[q] < threshold or not answer.short_stated:
+            continue
+        right = rec.role == "answerable" and short_right(answer.short, rec.item.answers, 0.5)
+        tally = counts.setdefault((str(sets[q]), bool(p_q[q] >= AS_LIKELY_RIGHT_AS_WRONG)), [0, 0])
+        tally[0] += 1
+        tally[1] += int(right)
+    for (name, likely), (n, right) in sorted(counts.items()):
+        band = f">= {AS_LIKELY_RIGHT_AS_WRONG}" if likely else f"< {AS_LIKELY_RIGHT_AS_WRONG}"
+        print(f"{name}: short answers stated at held-out probability {band}: {n}, right {right / n:.3f}")
 
 
 def data_sha256() -> str:

@@ -107,9 +107,10 @@ def with_fitted_choice(
 
 
 def _given_or_refused(answer: Answer, p: float, w: RefusalWeights) -> Answer:
-    """The answer with confidence p when p reaches the threshold, else a refusal that keeps p."""
+    """The answer with confidence p when p reaches the threshold (its short answer stated only as stated_only_if_
+    likely allows), else a refusal that keeps p."""
     if p >= w.threshold:
-        return replace(answer, confidence=p)
+        return stated_only_if_likely(replace(answer, confidence=p))
     return Answer(
         question=answer.question,
         text=NOT_FOUND[script_of(answer.question)],
@@ -119,6 +120,20 @@ def _given_or_refused(answer: Answer, p: float, w: RefusalWeights) -> Answer:
         standalone_question=answer.standalone_question,
         confidence=p,
     )
+
+
+def stated_only_if_likely(answer: Answer) -> Answer:
+    """The answer with its short answer no longer stated first when the answer is more likely wrong than right
+    (confidence below AS_LIKELY_RIGHT_AS_WRONG): the sentence with the span highlighted, as below the stating
+    threshold. A short answer stated as *the* answer claims more than the answer's own confidence; held out
+    (evals/fit_refusal.py's rows), the stated short answers under one half were 33 % / 47 % right (CMRC / DRCD,
+    80 answers), those above 93 % / 98 %."""
+    if not answer.short_stated or answer.confidence >= AS_LIKELY_RIGHT_AS_WRONG or not answer.citations:
+        return answer
+    n = answer.citations[0].n
+    stated = f"{answer.short}[{n}]\n"
+    text = answer.text[len(stated) :] + f"[{n}]" if answer.text.startswith(stated) else answer.text
+    return replace(answer, text=text, short_stated=False)
 
 
 def _answer_from_span(

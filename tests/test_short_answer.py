@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from rag.question import analyse_question
-from rag.short_answer import confidence_words, speaker_answer
+from rag.short_answer import confidence_words, speaker_answer, stated_only_if_likely
 from rag.spans import SpanType
 from rag.text import normalize
 from rag.types import Answer, Citation
@@ -29,6 +29,23 @@ def test_confidence_words(found: bool, stated: bool, confidence: float, words: s
     assert confidence_words(answer) == words
     traditional = confidence_words(replace(answer, question="左雲縣有幾家?"))
     assert traditional == words.replace("较", "較")
+
+
+@pytest.mark.parametrize(("confidence", "stated"), [(0.9, True), (0.5, True), (0.43, False)])
+def test_a_short_answer_is_stated_only_when_the_answer_is_as_likely_right_as_wrong(
+    confidence: float, stated: bool
+) -> None:
+    quote = "实现食品小经营店备案等26项事项“马上办”。"
+    c = Citation(
+        1, "b.txt", 37, quote, quote, quote_start=0, quote_end=len(quote), answer_start=11, answer_end=14
+    )
+    answer = Answer("网上能办的事有多少项?", f"26项[1]\n{quote}", True, citations=[c], short="26项")
+    got = stated_only_if_likely(
+        replace(answer, short_stated=True, short_confidence=0.87, confidence=confidence)
+    )
+    assert got.short_stated is stated and got.short == "26项" and got.short_confidence == 0.87
+    assert got.text == (f"26项[1]\n{quote}" if stated else f"{quote}[1]")
+    assert confidence_words(got) == ("把握较高" if stated else "把握较低")
 
 
 def test_the_short_answer_is_highlighted_inside_the_quoted_sentence() -> None:
