@@ -131,9 +131,14 @@ def stated_only_if_likely(answer: Answer) -> Answer:
     if not answer.short_stated or answer.confidence >= AS_LIKELY_RIGHT_AS_WRONG or not answer.citations:
         return answer
     n = answer.citations[0].n
-    stated = f"{answer.short}[{n}]\n"
+    stated = _stated_line(answer.short or "", n)
     text = answer.text[len(stated) :] + f"[{n}]" if answer.text.startswith(stated) else answer.text
     return replace(answer, text=text, short_stated=False)
+
+
+def _stated_line(short: str, n: int) -> str:
+    """The line a stated short answer opens the answer text with, before its sentence."""
+    return f"{short}[{n}]\n"
 
 
 def _answer_from_span(
@@ -168,7 +173,7 @@ def _answer_from_span(
         citation = replace(citation, answer_start=0, answer_end=0)  # the name is in the label, not the quote
     stated = short is not None and stated
     n = cited.n
-    text = f"{short}[{n}]\n{sentence}" if stated else f"{sentence}[{n}]"
+    text = _stated_line(short or "", n) + sentence if stated else f"{sentence}[{n}]"
     return replace(
         answer,
         text=text,

@@ -20,7 +20,8 @@ from ui.render import highlighted_paragraph
         (True, True, 0.9, "把握较高"),
         (True, False, 0.5, "把握一般"),  # as likely right as wrong
         (True, False, 0.49, "把握较低"),  # more likely wrong: the refusal's threshold lets some through
-        (True, True, 0.3, "把握较高"),  # a stated short answer is what the words speak of
+        # the words follow short_stated; stated_only_if_likely keeps a stated answer from falling under one half
+        (True, True, 0.3, "把握较高"),
         (False, False, 0.0, ""),
     ],
 )
