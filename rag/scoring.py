@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -101,22 +101,31 @@ class TreeEnsemble:
     value: np.ndarray  # the leaf value; 0 inside a tree
     depth: int  # the longest path from a root to a leaf
 
+    @cached_property
+    def _children(self) -> np.ndarray:
+        """Each node's left child at 2 * node and its right child at 2 * node + 1: one gather per step."""
+        out = np.empty(2 * len(self.left), dtype=np.intp)
+        out[0::2], out[1::2] = self.left, self.right
+        return out
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """The log-odds of each row: the baseline plus one leaf value per tree."""
         if not len(x):
             return np.zeros(0)
         x = np.ascontiguousarray(x, dtype=np.float64)
         flat = x.ravel()
-        base = (np.arange(len(x)) * x.shape[1])[:, None]
-        node = np.tile(self.roots, (len(x), 1))
+        base = (np.arange(len(x), dtype=np.intp) * x.shape[1])[:, None]
+        node = np.repeat(self.roots.astype(np.intp)[None, :], len(x), axis=0)
         missing = bool(np.isnan(flat).any())
+        children = self._children
+        # take() on flat arrays: about twice as fast as fancy indexing over (rows × trees) each step
         for _ in range(self.depth):
-            v = flat[base + self.feature[node]]
-            go_left = v <= self.threshold[node]
+            v = flat.take(base + self.feature.take(node))
+            right = ~(v <= self.threshold.take(node))  # a missing value goes right unless the fit said left
             if missing:
-                go_left |= np.isnan(v) & self.missing_left[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return np.asarray(self.baseline + self.value[node].sum(axis=1), dtype=np.float64)
+                right &= ~(np.isnan(v) & self.missing_left.take(node))
+            node = children.take(2 * node + right)
+        return np.asarray(self.baseline + self.value.take(node).sum(axis=1), dtype=np.float64)
 
 
 Model = LogisticModel | TreeEnsemble
@@ -234,6 +243,25 @@ def trees_to_json(model: Any, features: Sequence[str]) -> dict[str, Any]:
         "features": list(features),
         "baseline": rounded(baseline),
         "depth": depth,
+        "trees": trees,
+    }
+
+
+def averaged_trees_to_json(models: Sequence[Any], features: Sequence[str]) -> dict[str, Any]:
+    """The JSON form of the mean log-odds of several fitted binary HistGradientBoostingClassifiers (bagged
+    span models): every tree of each, its leaf values divided by their number, and the mean baseline."""
+    parts = [trees_to_json(m, features) for m in models]
+    if len(parts) == 1:
+        return parts[0]
+    k = len(parts)
+    trees = [
+        {**tree, "value": [rounded(v / k) for v in tree["value"]]} for part in parts for tree in part["trees"]
+    ]
+    return {
+        "kind": "trees",
+        "features": list(features),
+        "baseline": rounded(sum(p["baseline"] for p in parts) / k),
+        "depth": max(p["depth"] for p in parts),
         "trees": trees,
     }
 

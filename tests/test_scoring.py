@@ -19,6 +19,7 @@ from rag.scoring import (
     TreeEnsemble,
     WeightsError,
     answer_span,
+    averaged_trees_to_json,
     load_weights,
     logistic_to_json,
     model_from_json,
@@ -46,6 +47,21 @@ def test_trees_written_and_walked_agree_with_scikit_learn() -> None:
     assert isinstance(model, TreeEnsemble)
     assert np.allclose(model.logits(x), fitted.decision_function(x), atol=1e-4)
     assert model.logits(np.zeros((0, 4))).shape == (0,)
+
+
+def test_bagged_trees_walk_to_the_mean_of_their_members_log_odds() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _data()
+    members = [
+        HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=8, random_state=0).fit(x[k::2], y[k::2])
+        for k in range(2)
+    ]
+    model = model_from_json(json.loads(json.dumps(averaged_trees_to_json(members, ["a", "b", "c", "d"]))))
+    mean = np.mean([m.decision_function(x) for m in members], axis=0)
+    assert isinstance(model, TreeEnsemble)
+    assert np.allclose(model.logits(x), mean, atol=1e-4)
+    assert not np.allclose(model.logits(x), members[0].decision_function(x), atol=1e-2)
 
 
 def test_logistic_written_and_applied_agree_with_scikit_learn() -> None:
