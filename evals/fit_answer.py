@@ -115,8 +115,9 @@ MIN_QUESTIONS_FOR_THRESHOLD = 500
 # contrast within a question, not every one of its ~250 candidates (100 kept gave a lower held-out EM:
 # CMRC 33.9 against 34.2, DRCD 42.4 against 44.2), and it keeps each fold's fit to a minute or two.
 NEGATIVES_PER_QUESTION = 30
-# Span models averaged (bagging), each fitted on its own draw of the negatives: one fit's choices churn with
-# the draw (two draws disagree on the exact-match of ~9 % of the dev questions). Held out, 3 against 1: CMRC EM
+# Span models averaged (bagging), each fitted on its own draw of the negatives: one fit's choices churn (two
+# fits whose rows differ in 12 of ~9,100 positive spans disagreed on the exact match of 9-11 % of the dev
+# questions). Held out, 3 against 1: CMRC EM
 # 42.87 → 44.21, DRCD 46.71 → 48.16, seeds 59.2 → 61.6, for three times the trees to walk (--timing).
 SPAN_MEMBERS = 3
 # The span model: a depth limit keeps the walk over every candidate short at answer time (8 steps instead of
