@@ -731,8 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     samples = [sampled_span_rows(spans, args.negatives, MODEL_SEED + m) for m in range(args.members)]
-    sx, sy, sq = samples[0]
-    print(f"span rows for fitting: {len(sy)} ({int(sy.sum())} positive) x {args.members}", flush=True)
+    labels = samples[0][1]
+    print(f"span rows for fitting: {len(labels)} ({int(labels.sum())} positive) x {args.members}", flush=True)
     span_oof: list[list[np.ndarray]] = [[] for _ in items]
     jobs = [
         (x[fold[q_] != k], y[fold[q_] != k], [spans[q] for q in np.nonzero(fold == k)[0]], MODEL_SEED + m)

@@ -596,6 +596,7 @@ def _stated_by_probability(
     probability below and at or above AS_LIKELY_RIGHT_AS_WRONG: what rag.short_answer.stated_only_if_likely
     reads."""
     from rag.eval_short import short_right
+    from rag.evaluation import SHORT_RIGHT_F1
     from rag.short_answer import AS_LIKELY_RIGHT_AS_WRONG, shipped_refusal_weights
 
     threshold = shipped_refusal_weights().threshold
@@ -604,7 +605,7 @@ def _stated_by_probability(
         rec = records[q]
         if rec.role == "near-miss" or not given_q[q] or p_q[q] < threshold or not answer.short_stated:
             continue
-        right = rec.role == "answerable" and short_right(answer.short, rec.item.answers, 0.5)
+        right = rec.role == "answerable" and short_right(answer.short, rec.item.answers, SHORT_RIGHT_F1)
         tally = counts.setdefault((str(sets[q]), bool(p_q[q] >= AS_LIKELY_RIGHT_AS_WRONG)), [0, 0])
         tally[0] += 1
         tally[1] += int(right)
