@@ -2,6 +2,7 @@
 by article.
 
     .venv/bin/python evals/fit_answer.py                  # fit, print the held-out figures, write the weights
+    .venv/bin/python evals/fit_answer.py --keep-ranking   # new confidence models, the shipped sentence and span models kept
     .venv/bin/python evals/fit_answer.py --recall         # candidate-span recall in the gold sentences only
     .venv/bin/python evals/fit_answer.py --timing 300     # ms per question of answer_span, shipped weights
     .venv/bin/python evals/fit_answer.py --limit 300 --dry   # a quick look on whole articles, nothing written
@@ -89,6 +90,7 @@ from rag.scoring import (  # noqa: E402
     load_weights,
     rounded,
     sentence_table,
+    span_places,
     trees_to_json,
 )
 from rag.spans import candidate_spans, matching_form  # noqa: E402
@@ -425,12 +427,11 @@ def sentence_rows(item: Item, distractors: bool) -> tuple[np.ndarray, np.ndarray
     return table.features, labels
 
 
-def span_rows(
-    item: Item, distractors: bool, logits: np.ndarray
-) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def span_rows(item: Item, distractors: bool, logits: np.ndarray) -> list[tuple[Any, ...]]:
     """The span tables of one question's leading sentences under the given sentence log-odds: per table the
-    sentence index, the feature rows, and each candidate's EM and F1 against the gold answers and whether it
-    is right (F1 ≥ 0.5 naming the gold's figures: rag.eval_short.short_right)."""
+    sentence index, the feature rows, each candidate's EM and F1 against the gold answers and whether it
+    is right (F1 ≥ 0.5 naming the gold's figures: rag.eval_short.short_right), and the spans' places
+    (rag.scoring.span_places)."""
     question = analyse_question(item.question)
     passages, _ = passages_of(item, question, distractors)
     table = sentence_table(question, passages, similarities_of(item, passages))
@@ -448,7 +449,7 @@ def span_rows(
             em[k] = short_em(candidate, item.answers)
             f1[k] = 1.0 if em[k] else short_f1(candidate, item.answers)
             right[k] = bool(em[k]) or short_right(candidate, item.answers, SHORT_RIGHT_F1)
-        out.append((i, spans.features.astype(np.float32), em, f1, right))
+        out.append((i, spans.features.astype(np.float32), em, f1, right, span_places(spans)))
     return out
 
 
@@ -493,9 +494,7 @@ def _sentence_job(args: tuple[Item, bool]) -> tuple[np.ndarray, np.ndarray]:
     return sentence_rows(*args)
 
 
-def _span_job(
-    args: tuple[Item, bool, np.ndarray],
-) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _span_job(args: tuple[Item, bool, np.ndarray]) -> list[tuple[Any, ...]]:
     return span_rows(*args)
 
 
@@ -550,6 +549,7 @@ def _code_key(items: Sequence[Item], distractors: bool, extra: str = "") -> str:
         "rag/features/sentence.py",
         "rag/features/span.py",
         "rag/text.py",
+        "rag/scoring.py",  # the sentence and span tables
         "rag/evaluation.py",  # the labels: contains_answer
         "rag/eval_short.py",  # the labels: short_right
     ):
@@ -669,6 +669,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write each question's held-out answer (sentence, span, confidences) to this JSONL file",
     )
     parser.add_argument(
+        "--keep-ranking",
+        action="store_true",
+        help="write new confidence models but keep the shipped sentence and span models and sentence weight "
+        "(for a change to the confidence features: refitting the ranking only draws it again)",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=SEED,
@@ -750,7 +756,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 3. how much a sentence's log-odds counts when choosing among sentences: chosen on the fitting folds
     def choices(q: int, weight: float) -> Any:
         return choose(
-            sent[q][0], per_question_logits[q], [(t[0], t[1]) for t in spans[q]], span_oof[q], weight
+            sent[q][0],
+            per_question_logits[q],
+            [(t[0], t[1]) for t in spans[q]],
+            span_oof[q],
+            weight,
+            [t[5] for t in spans[q]],
         )
 
     def right_with(qs: Any, weight: float) -> float:
@@ -879,6 +890,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     previous = json.loads(WEIGHTS.read_text(encoding="utf-8")) if WEIGHTS.exists() else {}
+    if args.keep_ranking:
+        # a change to the confidence models alone: the shipped sentence and span models stay, as they are
+        # the same procedure's models and a refit would only draw them again (see --keep-ranking)
+        weights["models"].update({k: previous["models"][k] for k in ("sentence", "span")})
+        weights["choice"] = previous["choice"]
+        weights["ranking_kept"] = previous.get("ranking_kept") or {
+            k: previous[k] for k in ("fitted", "command", "options", "cross_validated") if k in previous
+        }
     if "fusion" in previous:  # evals/fit_fusion.py's block: kept when the answer scorer is fitted again
         weights["fusion"] = previous["fusion"]
     WEIGHTS.write_text(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import RagError
+from rag.eval_short import figures_agree
 from rag.features.sentence import (
     SENTENCE_FEATURE_NAMES,
     SentenceView,
@@ -54,6 +55,7 @@ MAX_MARGIN = 10.0
 SHORT_CONFIDENCE_FEATURES: tuple[str, ...] = (
     "span_score",
     "span_margin",
+    "rival_margin",
     "sentence_margin",
 ) + SPAN_MODEL_FEATURES
 # The sentence confidence reads the chosen sentence's log-odds and lead, its features, and the short answer's
@@ -366,17 +368,43 @@ def sentence_confidence_row(
 
 
 def short_confidence_row(
-    span_logits: np.ndarray, best: int, features: np.ndarray, sentence_margin: float
+    span_logits: np.ndarray,
+    best: int,
+    features: np.ndarray,
+    sentence_margin: float,
+    rivals: np.ndarray | None = None,
 ) -> list[float]:
     """The values the short-answer confidence model reads, in SHORT_CONFIDENCE_FEATURES order: the chosen
-    span's score (see `choose`), its lead over the runner-up in any sentence, its sentence's lead, then the
-    span model's features of it."""
+    span's score (see `choose`), its lead over the runner-up in any sentence, its lead over the best rival (a
+    span that is another answer, not the same one with other bounds: `rivals` marks them), its sentence's
+    lead, then the span model's features of it."""
+    others = span_logits[rivals] if rivals is not None else np.delete(span_logits, best)
     return [
         float(span_logits[best]),
         _lead(span_logits, best),
+        _clip(float(span_logits[best] - others.max())) if len(others) else MAX_MARGIN,
         _clip(sentence_margin),
         *map(float, features[best]),
     ]
+
+
+def rival_spans(chosen: int, spans: Sequence[tuple[int, int, int]], texts: Sequence[str]) -> np.ndarray:
+    """Which spans (sentence, start, end; texts beside them) are another answer than the chosen one's: neither
+    overlapping it in its sentence nor the same answer in other words (152 and 152公里 are one answer; 5个
+    and 45个 are two)."""
+    (i, a, b), mine = spans[chosen], texts[chosen]
+    return np.array(
+        [
+            not (j == i and s < b and a < e) and not _same_answer(mine, t)
+            for (j, s, e), t in zip(spans, texts, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def _same_answer(one: str, other: str) -> bool:
+    """One text holds the other and they name the same figures (152 / 152公里, 左云 / 左云县)."""
+    return (one in other or other in one) and figures_agree(one, other)
 
 
 def _clip(margin: float) -> float:
@@ -428,6 +456,11 @@ class Choice:
     short_row: list[float]  # SHORT_CONFIDENCE_FEATURES
 
 
+def span_places(table: SpanTable) -> list[tuple[int, int, str]]:
+    """Each span of a table as (start, end, text in matching form): what `choose` tells rivals apart by."""
+    return [(v.start, v.end, v.text) for v in table.views]
+
+
 def leading_span_tables(
     question: Question, table: SentenceTable, sentence_logits: np.ndarray
 ) -> tuple[tuple[int, SpanTable], ...]:
@@ -449,10 +482,12 @@ def choose(
     span_features: Sequence[tuple[int, np.ndarray]],
     span_logits: Sequence[np.ndarray],
     sentence_weight: float,
+    places: Sequence[Sequence[tuple[int, int, str]]],
 ) -> Choice | None:
     """The best span over the leading sentences' spans (sentence index and feature rows per table, with
     their log-odds; each span scored with `sentence_weight` times its sentence's log-odds added), and the
-    confidence models' inputs; None when no sentence has a candidate."""
+    confidence models' inputs; None when no sentence has a candidate. places: per table, each span's (start,
+    end, text) in its sentence (`span_places`)."""
     if not span_features:
         return None
     # a span's score: its own log-odds plus a fitted share of its sentence's
@@ -463,8 +498,11 @@ def choose(
     t = max(range(len(span_features)), key=lambda k: (float(scored[k].max()), -k))
     i, features = span_features[t]
     j = int(np.argmax(scored[t]))
-    every = np.concatenate([scored[t], *(lg for k, lg in enumerate(scored) if k != t)])
-    short_row = short_confidence_row(every, j, features, _lead(sentence_logits, i))
+    order = [t, *(k for k in range(len(scored)) if k != t)]
+    every = np.concatenate([scored[k] for k in order])
+    where = [(span_features[k][0], a, b) for k in order for a, b, _ in places[k]]
+    rivals = rival_spans(j, where, [text for k in order for _, _, text in places[k]])
+    short_row = short_confidence_row(every, j, features, _lead(sentence_logits, i), rivals)
     return Choice(
         sentence=i,
         table=t,
@@ -498,6 +536,7 @@ def answer_span(
         [(i, st.features) for i, st in span_tables],
         [stacked[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
         w.sentence_weight,
+        [span_places(st) for _, st in span_tables],
     )
     if choice is None:
         return None

@@ -23,6 +23,7 @@ from rag.scoring import (
     load_weights,
     logistic_to_json,
     model_from_json,
+    rival_spans,
     sentence_confidence_row,
     short_confidence_row,
     trees_to_json,
@@ -109,21 +110,53 @@ def test_shipped_weights_match_the_code_and_say_where_they_came_from() -> None:
 
 
 @pytest.mark.parametrize(
-    ("logits", "best", "sentence_margin", "expected_head"),
+    ("logits", "best", "sentence_margin", "rivals", "expected_head"),
     [
-        ([2.0, 0.5, -1.0], 0, 3.0, [2.0, 1.5, 3.0]),
-        ([2.0, 0.5, -1.0], 1, -30.0, [0.5, -1.5, -10.0]),  # margins are clipped to ±MAX_MARGIN
-        ([0.7], 0, 0.2, [0.7, 10.0, 0.2]),  # a lone candidate leads by the most
+        ([2.0, 0.5, -1.0], 0, 3.0, None, [2.0, 1.5, 1.5, 3.0]),
+        ([2.0, 0.5, -1.0], 1, -30.0, None, [0.5, -1.5, -1.5, -10.0]),  # margins are clipped to ±MAX_MARGIN
+        ([0.7], 0, 0.2, None, [0.7, 10.0, 10.0, 0.2]),  # a lone candidate leads by the most
+        # the runner-up is the same answer with other bounds: the lead over a rival is over the third span
+        ([2.0, 1.8, -1.0], 0, 3.0, [False, False, True], [2.0, 0.2, 3.0, 3.0]),
+        ([2.0, 1.8], 0, 3.0, [False, False], [2.0, 0.2, 10.0, 3.0]),  # no rival: the most
     ],
 )
 def test_short_confidence_row_is_the_score_the_leads_and_the_spans_features(
-    logits: list[float], best: int, sentence_margin: float, expected_head: list[float]
+    logits: list[float],
+    best: int,
+    sentence_margin: float,
+    rivals: list[bool] | None,
+    expected_head: list[float],
 ) -> None:
     features = np.arange(len(logits) * len(SPAN_MODEL_FEATURES), dtype=float).reshape(len(logits), -1)
-    row = short_confidence_row(np.asarray(logits), best, features, sentence_margin)
+    row = short_confidence_row(
+        np.asarray(logits), best, features, sentence_margin, None if rivals is None else np.asarray(rivals)
+    )
     assert len(row) == len(SHORT_CONFIDENCE_FEATURES)
-    assert row[:3] == pytest.approx(expected_head)
-    assert row[3:] == list(features[best])
+    assert row[:4] == pytest.approx(expected_head)
+    assert row[4:] == list(features[best])
+
+
+@pytest.mark.parametrize(
+    ("spans", "texts", "chosen", "expected"),
+    [
+        # in one sentence: the same figure with its unit, an overlapping span, and another figure
+        (
+            [(0, 5, 8), (0, 5, 10), (0, 7, 12), (0, 20, 23)],
+            ["152", "152公里", "2公里以", "132"],
+            1,
+            [0, 0, 0, 1],
+        ),
+        # in another sentence the same words are the same answer, other words another
+        ([(0, 5, 10), (1, 0, 5), (1, 8, 11)], ["152公里", "152公里", "132"], 0, [0, 0, 1]),
+        # a figure that holds another's digits is another figure
+        ([(0, 0, 2), (0, 3, 6), (1, 0, 2)], ["5个", "45个", "左云"], 0, [0, 1, 1]),
+        ([(0, 0, 3)], ["左云县"], 0, [0]),  # alone: no rival
+    ],
+)
+def test_rival_spans_are_other_answers_not_other_bounds_of_the_same(
+    spans: list[tuple[int, int, int]], texts: list[str], chosen: int, expected: list[int]
+) -> None:
+    assert rival_spans(chosen, spans, texts).tolist() == [bool(e) for e in expected]
 
 
 def test_sentence_confidence_row_is_the_log_odds_the_lead_the_features_and_the_short_row() -> None:
