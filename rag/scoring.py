@@ -382,7 +382,7 @@ def short_confidence_row(
     return [
         float(span_logits[best]),
         _lead(span_logits, best),
-        _clip(float(span_logits[best] - others.max())) if len(others) else MAX_MARGIN,
+        _lead_over(float(span_logits[best]), others),
         _clip(sentence_margin),
         *map(float, features[best]),
     ]
@@ -413,8 +413,12 @@ def _clip(margin: float) -> float:
 
 def _lead(values: np.ndarray, chosen: int) -> float:
     """How far the chosen value stands above the best other one, clipped to ±MAX_MARGIN (MAX_MARGIN alone)."""
-    others = np.delete(values, chosen)
-    return _clip(float(values[chosen] - others.max())) if len(others) else MAX_MARGIN
+    return _lead_over(float(values[chosen]), np.delete(values, chosen))
+
+
+def _lead_over(value: float, others: np.ndarray) -> float:
+    """How far value stands above the best of others, clipped to ±MAX_MARGIN (MAX_MARGIN with none)."""
+    return _clip(value - float(others.max())) if len(others) else MAX_MARGIN
 
 
 @dataclass(frozen=True)
