@@ -14,7 +14,7 @@ import jieba.posseg as pseg
 from rag.features.passage import holds
 from rag.question import Question, QuestionKind
 from rag.retrieval import is_questioner
-from rag.text import HANS, clauses, normalize, script_of, segmented, sentences, to_script
+from rag.text import HANS, ROMAN_NUMERALS, clauses, normalize, script_of, segmented, sentences, to_script
 from rag.types import Answer, Citation, Passage
 
 NOT_FOUND = {HANS: "文档中没有找到这个问题的答案。", "hant": "文件中沒有找到這個問題的答案。"}
@@ -55,7 +55,9 @@ DATE_FIT = 1.5  # a date asked and one in the window
 DATE_MISSING = -2.0  # a date asked, none in the window
 PERSON_FIT = 1.0  # who asked and a person's name in the window (or a named speaker)
 
-_NUMBER = re.compile(r"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{1,6}")
+_NUMBER = re.compile(
+    rf"[0-9０-９]+(?:[.,．][0-9０-９]+)*|[零〇一二两三四五六七八九十百千万亿半]{{1,6}}|[{ROMAN_NUMERALS}]"
+)
 _QUESTION_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DATE = re.compile(
     r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[零〇一二三四五六七八九十]{2,4}年|[甲乙丙丁戊己庚辛壬癸][子丑寅卯辰巳午未申酉戌亥]"

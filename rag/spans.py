@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import jieba.posseg as pseg
 
-from rag.text import CLAUSE_END, normalize
+from rag.text import CLAUSE_END, ROMAN_NUMERALS, normalize
 
 
 class SpanType(Enum):
@@ -147,8 +147,13 @@ PERIOD_WORDS = ("中期", "初年", "初期", "年间", "时代", "时期", "末
 _OPENERS = {"《": "》", "“": "”", "「": "」", "『": "』", "‘": "’", '"': '"', "(": ")", "（": "）"}
 
 # 千 and 百 before 瓦, 米, 克, 伏… open a unit (千瓦, 千米), not a magnitude (500万千瓦 is 500万 of 千瓦)
-_NUMBER = r"(?:\d+(?:[.,]\d+)*(?:多|余|几)?|[零〇一二两三四五六七八九十百千]+)(?:(?:[万亿]|[千百](?![瓦米克伏帕焦卡兆]))+)?"
+_NUMBER = (
+    r"(?:\d+(?:[.,]\d+)*(?:多|余|几)?|[零〇一二两三四五六七八九十百千]+|["
+    + ROMAN_NUMERALS
+    + r"])(?:(?:[万亿]|[千百](?![瓦米克伏帕焦卡兆]))+)?"
+)
 _NUMBER_RE = re.compile(r"(?:约|近|超过|逾|达)?(" + _NUMBER + r")(?:\s*(?:-|~|～|至|到)\s*" + _NUMBER + ")?")
+_WRITTEN_FIGURE = re.compile(r"[\d" + ROMAN_NUMERALS + "]")  # a figure in digits or Roman numerals (Ⅱ类)
 _PERCENT_RE = re.compile(r"百分之[零〇一二两三四五六七八九十百点\d.]+|" + _NUMBER + r"\s*(?:%|‰|个百分点|成)")
 # Units that make a figure a sum of money (元 also ends 美元, 日元, 港元…).
 CURRENCY_UNITS = (
@@ -315,7 +320,7 @@ def _figures(norm: str, toks: tuple[Token, ...]) -> list[tuple[int, int, SpanTyp
     for m in _PERCENT_RE.finditer(norm):
         out.append((m.start(), m.end(), SpanType.PERCENT))
     for m in _NUMBER_RE.finditer(norm):
-        if not any(c.isdigit() for c in m.group(0)) and not _counted(norm, m.end()):
+        if not _WRITTEN_FIGURE.search(m.group(0)) and not _counted(norm, m.end()):
             continue  # a Chinese numeral inside a word (一起, 统一) rather than a count
         end = m.end()
         unit = following.get(end) or covering.get(end)

@@ -230,6 +230,8 @@ _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
 CITATION_MARKER = re.compile(r"\[(\d+)\]")
 _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
+# Roman numerals as Chinese reports write classes and grades (Ⅱ类水质, Ⅲ级); normalize lower-cases them (ⅱ).
+ROMAN_NUMERALS = "\u2160-\u217f"
 SENTENCE_END = "。！？!?；;…"
 CLAUSE_END = SENTENCE_END + "，,：:"  # not 、: an enumeration ("28.9%、58%") answers together
 _CLOSERS = "”’」』)）】》\"'"
@@ -311,8 +313,13 @@ def is_content_word(word: str) -> bool:
     return bool(word.strip()) and word not in STOP_WORDS and not _PUNCT_RE.match(word)
 
 
+# 几 or 哪 with its measure word (几类, 第几, 哪国), as jieba may cut them into one word: where the answer
+# stands, not a word a text could hold (几乎, 几何, 哪怕 and 哪吒 are words; 几十 is a number).
+_ASKING_WORD = re.compile(r"(?:第?几|哪)(?![乎何怕吒十百千万亿])[\u4e00-\u9fff]?")
+
+
 def _question_word(word: str) -> bool:
-    return is_content_word(word) and word not in QUESTION_WORDS
+    return is_content_word(word) and word not in QUESTION_WORDS and not _ASKING_WORD.fullmatch(word)
 
 
 @lru_cache(maxsize=4096)

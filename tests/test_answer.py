@@ -1,8 +1,10 @@
 """Pure logic of the extractive answerer: windows, widening, coverage, runner-up parts, refusals."""
 
-from rag.answer import compose, coverage, widened, windows
+import pytest
+
+from rag.answer import compose, coverage, fits, widened, windows
 from rag.question import analyse_question as analyse
-from rag.text import keywords
+from rag.text import keywords, normalize
 from rag.types import Passage
 
 
@@ -13,6 +15,19 @@ def weight(word: str) -> float:
 def test_interrogatives_do_not_glue_onto_their_neighbours():
     assert "规模" in keywords("左权要建一个多大规模的综合能源基地?")
     assert not {"一个多", "大规模"} & set(keywords("左权要建一个多大规模的综合能源基地?"))
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "expected"),
+    [
+        ("全县有几家企业?", "全县集聚了14家企业", True),
+        ("全县有几家企业?", "全县集聚了14个企业", False),  # a figure, but not with the measure word asked
+        ("水质达到几类标准?", "国考断面水质稳定在Ⅱ类标准", True),  # a Roman numeral is a figure (Ⅱ类)
+        ("水质达到几类标准?", "国考断面水质稳定达标", False),
+    ],
+)
+def test_a_figure_with_the_measure_word_asked_fits(question: str, text: str, expected: bool) -> None:
+    assert fits(analyse(question), normalize(text)) is expected
 
 
 def test_widening_takes_clauses_on_both_sides_before_first():

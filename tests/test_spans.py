@@ -34,6 +34,7 @@ def test_word_lists_are_sorted_without_duplicates(words: tuple[str, ...]) -> Non
         ("全县集聚了14家活性炭企业。", "14家", SpanType.NUMBER),
         ("全县集聚了14家活性炭企业。", "14", SpanType.NUMBER),
         ("约1.5万人参加了活动。", "1.5万人", SpanType.NUMBER),
+        ("国考断面水质稳定在Ⅱ类标准。", "Ⅱ类", SpanType.NUMBER),  # a Roman numeral: a class or grade
         ("产值完成3.94亿元。", "3.94亿元", SpanType.AMOUNT),
         ("打造500万千瓦级能源基地。", "500万千瓦", SpanType.NUMBER),  # 千 opens the unit 千瓦
         ("新建道路3千米。", "3千米", SpanType.NUMBER),

@@ -1,4 +1,6 @@
-from rag.text import HANS, HANT, clauses, normalize, script_of, sentences, to_script, words
+import pytest
+
+from rag.text import HANS, HANT, clauses, keywords, normalize, script_of, sentences, to_script, words
 
 
 def test_script_detection_and_conversion():
@@ -18,6 +20,27 @@ def test_words_drop_function_and_question_words():
     assert "活性炭" in ws and "企业" in ws
     assert not {"有", "多少", "家", "?"} & set(ws)
     assert words("比2020年增长了多少?") == words("较2020年增长了多少?")  # comparison prepositions
+
+
+@pytest.mark.parametrize(
+    ("question", "kept", "dropped"),
+    [
+        (
+            "左权县水质达到几类标准?",
+            {"水质", "标准"},
+            {"几类"},
+        ),  # 几 and its measure word: where the answer stands
+        ("左权县有几座水库?", {"水库"}, {"几座"}),
+        ("全县有几项审批事项?", {"审批", "事项"}, {"几项"}),
+        ("他排名第几?", {"排名"}, {"第几"}),
+        ("这是哪国的国旗?", {"国旗"}, {"哪国"}),
+        ("哪吒的师父是谁?", {"哪吒", "师父"}, set()),  # a name
+        ("他几乎每天都去哪里?", {"几乎", "每天"}, set()),  # 几乎 is a word, not a question
+    ],
+)
+def test_keywords_leave_out_the_asking_word(question: str, kept: set[str], dropped: set[str]) -> None:
+    for ws in (keywords(question), words(question)):
+        assert kept <= set(ws) and not dropped & set(ws)
 
 
 def test_sentence_and_clause_spans_keep_closing_quotes():

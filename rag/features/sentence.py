@@ -17,7 +17,7 @@ from rapidfuzz.distance import LCSseq
 
 from rag.question import Question, QuestionKind
 from rag.spans import matching_form
-from rag.text import char_pairs, sentences
+from rag.text import ROMAN_NUMERALS, char_pairs, sentences
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _weighted_share(question: Question, text: str) -> float:
 
 
 _DIGITS = re.compile(r"\d")
-_NUMERAL = re.compile(r"\d|[一二两三四五六七八九十百千万亿]")
+_NUMERAL = re.compile(rf"\d|[一二两三四五六七八九十百千万亿{ROMAN_NUMERALS}]")
 _DATE_MARK = re.compile(r"\d{1,4}\s*年|\d{1,2}\s*月|世纪|年代|朝|时期|年间")
 _PERSON_MARK = re.compile(r"[\u4e00-\u9fff]{2,4}(?:说|表示|指出|认为|提出|发明|创立|担任|出生)")
 
