@@ -250,6 +250,15 @@ def _renumbered(text: str, shift: int) -> str:
     return CITATION_MARKER.sub(lambda m: f"[{int(m.group(1)) + shift}]", text)
 
 
+def _side_label(question: Question, side: Answer, script: str) -> str:
+    """What a comparison's side is headed with: its subject (左云县：); a side per document that the documents do
+    not answer, its document's name (the sides it answers name their document in their citations)."""
+    if len(question.entities) == 1:
+        return to_script(f"{question.entities[0]}：", script)
+    docs = {p.doc for p in side.passages}
+    return f"{docs.pop()}：" if not side.found and len(docs) == 1 else ""
+
+
 def joined_sides(
     question: str, sides: Sequence[tuple[Question, Answer]], weights: RefusalWeights | None = None
 ) -> Answer:
@@ -284,7 +293,7 @@ def joined_sides(
     named = [normalize(q.entities[0]) if len(q.entities) == 1 else "" for q, _ in sides]
     order = sorted(range(len(sides)), key=lambda i: asked.find(named[i]) if named[i] in asked else len(asked))
     for q, a in (sides[i] for i in order):
-        label = to_script(f"{q.entities[0]}：", script) if len(q.entities) == 1 else ""
+        label = _side_label(q, a, script)
         if not a.found:
             if label:
                 texts.append(label + NOT_FOUND[script])

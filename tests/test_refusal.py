@@ -259,6 +259,13 @@ def test_a_comparison_joins_its_sides_in_the_questions_order_with_the_product_of
     partial = joined_sides(asked, [(zq, side_zq), (zy, missing)], w)
     assert partial.found and partial.confidence == pytest.approx(0.9 * 0.9)
     assert partial.text.endswith("左云县：文档中没有找到这个问题的答案。")
+    # a side per document (两个县分别…: no subject named) that the documents do not answer names its document
+    each = analyse_question("两个县的GDP分别是多少?")
+    unnamed = joined_sides(
+        each.text, [(each, side_zq), (each, replace(missing, passages=side_zy.passages))], w
+    )
+    assert unnamed.text.endswith("\nzy.txt：文档中没有找到这个问题的答案。")
+    assert unnamed.text.startswith("80亿元[1]")  # an answered side: its citation names the document
     # below the threshold the whole comparison is refused, keeping its confidence
     weak = replace(side_zy, confidence=0.2)
     refused = joined_sides(asked, [(zq, side_zq), (zy, weak)], w)
