@@ -42,6 +42,7 @@ from rag.question import (
         ("如何申请补贴?", QuestionKind.EXPLANATION),
         ("他几乎每天都做什么运动?", QuestionKind.OTHER),  # 几乎 is not 几
         ("这几天开了什么会?", QuestionKind.OTHER),  # 这几天 is "these days": not a count
+        ("有几十个人参加了?", QuestionKind.NUMBER),  # 几十 asks how many tens
         ("乾隆的母亲姓什么", QuestionKind.OTHER),
     ],
 )
@@ -66,8 +67,7 @@ def test_traditional_question_gets_the_same_kind_as_simplified() -> None:
         ("左权的工业这几年每年平均涨多少", ""),  # 这几年 is "these years": 多少 asks, with no measure
         ("前几名", "名"),  # 前几 may ask (世界前几名)
         ("好几个部门共用几座楼", "座"),
-        ("石英砂那几个项目一年能有多少产值", "产"),  # 那几个 is "those": the measure follows 多少
-        ("超过了几十个人", "十"),  # 几十 asks how many tens
+        ("那几个项目一年能产多少吨", "吨"),  # 那几个 is "those": the measure is the one after 多少
     ],
 )
 def test_measure_word_after_the_interrogative(question: str, measure: str) -> None:
