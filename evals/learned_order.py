@@ -37,19 +37,13 @@ sys.path.insert(0, str(ROOT / "evals"))
 import fit_fusion as ff  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
-from rag.retrieval import FusionWeights, top_rows  # noqa: E402
+from rag.retrieval import FusionWeights, standardise, top_rows  # noqa: E402
 from rag.scoring import load_weights, sentence_table  # noqa: E402
 
 LEAD = 5  # passages reordered per question: the gold is among them for 97 % (CMRC) / 98.5 % (DRCD)
 TREE_PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
 NO_SENTENCE = -10.0  # the log-odds of a passage without a sentence
-
-
-def z_scores(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
-    """Scores standardised against their leading `pool`, as rag.retrieval.fuse standardises each retriever."""
-    top = np.sort(scores)[::-1][: max(2, pool)]
-    spread = max(float(top.std()), floor)
-    return (scores - float(top.mean())) / spread if spread > 1e-9 else np.zeros_like(scores)
+WEIGHTS = load_weights()  # the shipped sentence model
 
 
 def question_rows(replay: ff.Replay, qi: int, w: FusionWeights) -> tuple[np.ndarray, np.ndarray, int]:
@@ -64,8 +58,8 @@ def question_rows(replay: ff.Replay, qi: int, w: FusionWeights) -> tuple[np.ndar
     ff.sentence_features(engine, s, qi, lead, w.settle_sentences, replay.features)
     closest = np.array([replay.features.closest[(qi, i, w.settle_sentences)] for i in lead])
     strength = np.array([replay.features.strength[(qi, i)] for i in lead])
-    z_lex = z_scores(s.lexical, w.pool)[lead] if s.lexical.any() else np.zeros(len(lead))
-    z_dense = z_scores(s.dense, w.pool, w.dense_floor)[lead]
+    z_lex = standardise(s.lexical, w.pool)[lead] if s.lexical.any() else np.zeros(len(lead))
+    z_dense = standardise(s.dense, w.pool, w.dense_floor)[lead]
     kind = s.kind_fits[lead].astype(float) if s.kind_fits is not None else np.full(len(lead), np.nan)
     docs = [engine.store.rows[i].paragraph.doc for i in lead]
     siblings = np.array([docs.count(d) - 1 for d in docs], dtype=float)
@@ -118,9 +112,6 @@ def held_out_first(x: np.ndarray, y: np.ndarray, groups: np.ndarray, question: n
         rows = np.flatnonzero(question == q)
         out[q] = y[rows[int(np.argmax(held[rows]))]] == 1  # a tie keeps the stages' order
     return out
-
-
-WEIGHTS = load_weights()
 
 
 def main() -> int:

@@ -172,7 +172,7 @@ def shipped_fusion_weights(path: Path | None = None) -> FusionWeights:
     return fusion_weights_from_json(obj)
 
 
-def _standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
+def standardise(scores: np.ndarray, pool: int, floor: float = 0.0) -> np.ndarray:
     """z-scores against the top `pool` scores; 0 where the retriever said nothing."""
     if scores.size == 0:
         return scores
@@ -200,8 +200,8 @@ def fuse(
         return dense.astype(np.float32)
     if mode != "hybrid":
         raise ValueError(f"unknown fusion mode {mode!r}; use hybrid, bm25 or dense")
-    z_lex = _standardise(lexical, w.pool) if lexical.any() else np.zeros_like(dense)
-    z_dense = _standardise(dense, w.pool, w.dense_floor)
+    z_lex = standardise(lexical, w.pool) if lexical.any() else np.zeros_like(dense)
+    z_dense = standardise(dense, w.pool, w.dense_floor)
     dense_weight = w.dense + w.dense_unknown * unknown
     return (w.lexical * z_lex + dense_weight * z_dense - w.subject * (1.0 - subject)).astype(np.float32)
 
