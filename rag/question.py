@@ -19,6 +19,7 @@ import jieba
 import jieba.posseg as pseg
 
 from rag.text import (
+    ASKING_JI,
     HANT,
     STOP_WORDS,
     keywords,
@@ -68,10 +69,6 @@ class QuestionKind(Enum):
     OTHER = "other"
 
 
-# 几 that asks how many. After 这/那/近/好 it means "a few" (这几年, 那几个项目, 近几年, 好几家); after 前 it may
-# ask (世界前几名) or not (前几天), so it asks; 几十 asks too (领导几万大军?). 几乎 and 几何 are words of their own.
-_ASKING_JI = r"(?<![这那近好])几(?![乎何])"
-
 # The interrogative phrase: the word that stands where the answer would (什么, 多少, 哪一年, 谁…), with the
 # measure word after 哪 (哪个, 哪位); the one after 几/多少 is added by `measure_word`. Longest first.
 INTERROGATIVE = re.compile(
@@ -80,7 +77,7 @@ INTERROGATIVE = re.compile(
     r"|哪[一两三四五六七八九十几]?[个位家种年天些里儿座部所条项类支本首场国省市县队次届]?"
     r"|何时|何地|何处|何人|何种|何年|何日|何者"
     r"|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|多少"
-    r"|" + _ASKING_JI + r"|谁"
+    r"|" + ASKING_JI + r"|谁"
 )
 
 # Question shapes that say what kind of answer is asked for, tried in this order (a date question also
@@ -94,7 +91,7 @@ _KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
         QuestionKind.DATE,
         re.compile(
             r"什么时候|什么时间|何时|何年|何日|哪[一]?年|哪[一]?天|哪[一个]?月|"
-            + _ASKING_JI
+            + ASKING_JI
             + r"[月号日]|哪个?时期|"
             r"哪个?朝代|什么朝代|哪个?世纪|哪个?年代|什么年代|日期|年份|哪一?时"
         ),
@@ -103,7 +100,7 @@ _KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
         QuestionKind.NUMBER,
         re.compile(
             r"多少|(?<!哪)"
-            + _ASKING_JI
+            + ASKING_JI
             + r"|多大|多长|多久|多高|多远|多重|多深|多宽|多快|多厚|比例|百分之|比重|占比|增速|增长率"
         ),
     ),
@@ -141,7 +138,7 @@ _KIND_PATTERNS: tuple[tuple[QuestionKind, re.Pattern[str]], ...] = (
 
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?=\s*年)|(?<!\d)((?:1[5-9]|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"\d+(?:\.\d+)?")
-_MEASURE_AFTER = re.compile(r"(?:多少|" + _ASKING_JI + r")([^\s\d的是有在了和与及吗呢?？,，.。、]{1,2})")
+_MEASURE_AFTER = re.compile(r"(?:多少|" + ASKING_JI + r")([^\s\d的是有在了和与及吗呢?？,，.。、]{1,2})")
 # A unit that opens with a magnitude or metric prefix runs on to its second character (万元, 公里, 平方米).
 _UNIT_PREFIX = "万亿千百平公立"
 _EDGE = "?？!！。.,，、 \t\n请问吗呢呀啊"

@@ -313,9 +313,12 @@ def is_content_word(word: str) -> bool:
     return bool(word.strip()) and word not in STOP_WORDS and not _PUNCT_RE.match(word)
 
 
+# 几 that asks how many. After 这/那/近/好 it means "a few" (这几年, 那几个项目, 近几年, 好几家); after 前 it may
+# ask (世界前几名) or not (前几天), so it asks; 几十 asks too (领导几万大军?). 几乎 and 几何 are words of their own.
+ASKING_JI = r"(?<![这那近好])几(?![乎何])"
 # 几 or 哪 with its measure word (几类, 第几, 哪国), as jieba may cut them into one word: where the answer
-# stands, not a word a text could hold (几乎, 几何, 哪怕 and 哪吒 are words; 几十 is a number).
-_ASKING_WORD = re.compile(r"(?:第?几|哪)(?![乎何怕吒十百千万亿])[\u4e00-\u9fff]?")
+# stands, not a word a text could hold (哪怕 and 哪吒 are words; as a word, 几十 is a rough figure).
+_ASKING_WORD = re.compile(r"(?:第?" + ASKING_JI + r"|哪(?![怕吒]))(?![十百千万亿])[\u4e00-\u9fff]?")
 
 
 def _question_word(word: str) -> bool:
