@@ -1,7 +1,7 @@
 """Would more of the embedder pick the answering sentence better (not shipped)? Two measurements over the passage
 cut of CMRC 2018 dev and DRCD dev, as evals/fit_fusion.py --passages indexed it (run that first):
 
-    .venv/bin/python evals/sentence_similarity.py            # both, ~3 min
+    .venv/bin/python evals/sentence_similarity.py            # both, ~4 min on 2 cores
     .venv/bin/python evals/sentence_similarity.py --sparse 0 # the learned weighting only
 
 For each question whose gold answer lies in exactly one sentence of its article, the sentences of that article are
