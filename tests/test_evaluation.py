@@ -217,6 +217,17 @@ def test_probe_question_set_is_well_formed_and_apart_from_the_fitted_one() -> No
     assert not {i.id for i in probe} & {i.id for i in fitted}
 
 
+def test_everyday_question_set_is_answerable_and_apart_from_the_others() -> None:
+    """evals/seeds_everyday.jsonl: everyday wording, each with an answer and its evidence, asked in no other set."""
+    everyday = _items_with_evidence_in_the_seeds("seeds_everyday.jsonl")
+    others = _items_with_evidence_in_the_seeds("seeds_qa.jsonl") + _items_with_evidence_in_the_seeds(
+        "seeds_probe.jsonl"
+    )
+    assert len(everyday) >= 15 and all(i.answers and i.evidence and i.set == "colloquial" for i in everyday)
+    assert not {normalize(i.question) for i in everyday} & {normalize(i.question) for i in others}
+    assert not {i.id for i in everyday} & {i.id for i in others}
+
+
 def test_set_tag_and_article_removed() -> None:
     item = item_from_dict({"id": "c", "question": "?", "answers": ["1"], "set": "colloquial"})
     assert item.set == "colloquial"
