@@ -35,14 +35,13 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "evals"))
+
+from fit_fusion import SQUAD_SETS, WORK  # noqa: E402  (the sets and the passage indexes fit_fusion built)
 
 from rag.squad import load_squad  # noqa: E402
 from rag.store import Store  # noqa: E402
 from rag.text import normalize  # noqa: E402
-
-DATA = Path("/work/shared/data")
-SETS = {"cmrc2018": "cmrc2018_dev.json", "drcd": "DRCD_dev.json"}
-INDEX = ROOT / "evals" / "reports" / "tmp" / "fit_fusion"
 
 
 class Row:
@@ -67,14 +66,14 @@ class Row:
 
 def rows(model) -> list[Row]:  # type: ignore[no-untyped-def]
     out: list[Row] = []
-    for name, file in SETS.items():
-        store = Store.open(INDEX / f"index-{name}-passages")
+    for name, file in SQUAD_SETS.items():
+        store = Store.open(WORK / f"index-{name}-passages")
         vecs = np.asarray(store.sentence_vecs, dtype=np.float32)
         by_doc: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for i, (pid, a, b) in enumerate(store.sentence_rows):
             p = store.rows[store.row_of_pid[int(pid)]].paragraph
             by_doc[p.doc].append((normalize(p.text[a:b]), i))
-        items = [it for it in load_squad(DATA / file).items if it.doc in by_doc]
+        items = [it for it in load_squad(file).items if it.doc in by_doc]
         qv = model.query([it.question for it in items])
         for it, q in zip(items, qv, strict=True):
             sents = by_doc[it.doc]
